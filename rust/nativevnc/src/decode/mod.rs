@@ -1,0 +1,343 @@
+//! Rectangle decoders, one module per encoding.
+//!
+//! Every decoder has the same shape:
+//!
+//! ```text
+//! fn decode(rect: &Rect, input: &[u8], resume: &mut Resume, ctx: &mut Ctx) -> Result<Progress, ProtocolError>
+//! ```
+//!
+//! `input` holds the bytes received so far, starting where the previous call stopped. The decoder consumes
+//! whole units and says how many bytes it used: [`Progress::Done`] when the rectangle is complete,
+//! [`Progress::Partial`] when it needs more bytes. Raw, Hextile and TRLE decode row by row or tile by tile
+//! and keep their place in [`Resume`], so a large rectangle never has to be buffered whole. The others
+//! decode a rectangle at once ([`atomic`]) and must read all of their input before they change any state
+//! (the zlib streams), so that a retry with more bytes starts from the same state.
+//!
+//! The session has checked `rect` against the framebuffer before the first call; decoders write only
+//! inside it. Anything that can never be valid is a [`ProtocolError`].
+
+pub(crate) mod copyrect;
+pub(crate) mod cursor;
+pub(crate) mod hextile;
+pub(crate) mod raw;
+pub(crate) mod rre;
+pub(crate) mod tight;
+pub(crate) mod trle;
+pub(crate) mod zlib;
+pub(crate) mod zrle;
+
+use crate::codec::{Parse, ReadError, Reader};
+use crate::config::Limits;
+use crate::encoding as enc;
+use crate::error::ProtocolError;
+use crate::framebuffer::{Framebuffer, Rect};
+use crate::pixel::{PixelReader, Rgb};
+
+/// How far a decoder got with the input it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// The rectangle is complete; this many bytes were used.
+    Done(usize),
+    /// More input is needed; this many bytes were used (and must not be offered again).
+    Partial(usize),
+}
+
+/// Where a decoder that works in units stopped, carried between calls for one rectangle.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Resume {
+    /// Rows (Raw) or tiles (Hextile, TRLE) already decoded.
+    pub unit: u32,
+    /// Hextile's background and foreground colours carry from tile to tile.
+    pub background: Rgb,
+    pub foreground: Rgb,
+    /// TRLE's palette carries to tiles that reuse it.
+    pub palette: Vec<Rgb>,
+}
+
+/// State that lives as long as the connection: the zlib streams.
+#[derive(Default)]
+pub(crate) struct Streams {
+    pub zlib: Inflater,
+    pub zrle: Inflater,
+    pub tight: [Inflater; 4],
+}
+
+/// What a decoder works with.
+pub(crate) struct Ctx<'a> {
+    pub pixels: &'a PixelReader,
+    pub fb: &'a mut Framebuffer,
+    pub streams: &'a mut Streams,
+    pub limits: &'a Limits,
+    /// Reusable buffers, so that steady-state decoding does not allocate.
+    pub scratch: &'a mut Scratch,
+}
+
+#[derive(Default)]
+pub(crate) struct Scratch {
+    pub bytes: Vec<u8>,
+    pub pixels: Vec<Rgb>,
+}
+
+/// Decodes one rectangle of a pixel-data encoding (not a pseudo-encoding).
+pub(crate) fn decode(
+    encoding: i32,
+    rect: &Rect,
+    input: &[u8],
+    resume: &mut Resume,
+    ctx: &mut Ctx,
+) -> Result<Progress, ProtocolError> {
+    match encoding {
+        enc::RAW => raw::decode(rect, input, resume, ctx),
+        enc::COPY_RECT => copyrect::decode(rect, input, resume, ctx),
+        enc::RRE => rre::decode(rect, input, resume, ctx),
+        enc::HEXTILE => hextile::decode(rect, input, resume, ctx),
+        enc::ZLIB => zlib::decode(rect, input, resume, ctx),
+        enc::TIGHT => tight::decode(rect, input, resume, ctx, tight::Flavour::Tight),
+        enc::TIGHT_PNG => tight::decode(rect, input, resume, ctx, tight::Flavour::TightPng),
+        enc::TRLE => trle::decode(rect, input, resume, ctx),
+        enc::ZRLE => zrle::decode(rect, input, resume, ctx),
+        other => Err(ProtocolError::UnsupportedEncoding(other)),
+    }
+}
+
+/// Whether [`decode`] handles this encoding.
+pub fn is_pixel_encoding(encoding: i32) -> bool {
+    matches!(
+        encoding,
+        enc::RAW
+            | enc::COPY_RECT
+            | enc::RRE
+            | enc::HEXTILE
+            | enc::ZLIB
+            | enc::TIGHT
+            | enc::TIGHT_PNG
+            | enc::TRLE
+            | enc::ZRLE
+    )
+}
+
+/// Runs a decoder that needs its whole input at once: `Incomplete` becomes `Partial(0)`.
+pub(crate) fn atomic(input: &[u8], f: impl FnOnce(&mut Reader) -> Parse<()>) -> Result<Progress, ProtocolError> {
+    let mut r = Reader::new(input);
+    match f(&mut r) {
+        Ok(()) => Ok(Progress::Done(r.consumed())),
+        Err(ReadError::Incomplete) => Ok(Progress::Partial(0)),
+        Err(ReadError::Invalid(e)) => Err(e),
+    }
+}
+
+/// One zlib stream of a connection (ZRLE, Zlib and Tight keep theirs across rectangles).
+pub(crate) struct Inflater {
+    z: flate2::Decompress,
+}
+
+impl Default for Inflater {
+    fn default() -> Self {
+        Inflater { z: flate2::Decompress::new(true) }
+    }
+}
+
+impl Inflater {
+    pub fn reset(&mut self) {
+        self.z.reset(true);
+    }
+
+    /// Inflates all of `input`, a complete chunk the server flushed, into `out` (replacing its contents).
+    /// Fails if the data is corrupt or would inflate to more than `max_out` bytes.
+    pub fn inflate(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        max_out: usize,
+        encoding: &'static str,
+    ) -> Result<(), ProtocolError> {
+        out.clear();
+        let too_much = || {
+            ProtocolError::malformed(
+                encoding,
+                format!("zlib data inflates to more than the {max_out} bytes the rectangle can hold"),
+            )
+        };
+        // One byte of room beyond the limit tells "exactly max_out" from "more than max_out".
+        let room = max_out.saturating_add(1);
+        let mut used = 0;
+        loop {
+            if out.len() == out.capacity() {
+                let grow = input.len().saturating_mul(4).max(4096).min(room - out.len());
+                out.reserve_exact(grow);
+            }
+            let before_in = self.z.total_in();
+            let before_out = self.z.total_out();
+            let status = self
+                .z
+                .decompress_vec(&input[used..], out, flate2::FlushDecompress::Sync)
+                .map_err(|e| ProtocolError::malformed(encoding, format!("corrupt zlib data: {e}")))?;
+            let consumed = (self.z.total_in() - before_in) as usize;
+            let produced = self.z.total_out() - before_out;
+            used += consumed;
+            if out.len() > max_out {
+                return Err(too_much());
+            }
+            if status == flate2::Status::StreamEnd {
+                return Err(ProtocolError::malformed(encoding, "the zlib stream ended"));
+            }
+            if used == input.len() && out.len() < out.capacity() {
+                return Ok(());
+            }
+            if consumed == 0 && produced == 0 && out.len() < out.capacity() {
+                return Err(ProtocolError::malformed(encoding, "zlib data made no progress"));
+            }
+        }
+    }
+
+    /// Inflates all of `input` and requires exactly `expected` bytes out.
+    pub fn inflate_exact(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        expected: usize,
+        encoding: &'static str,
+    ) -> Result<(), ProtocolError> {
+        self.inflate(input, out, expected, encoding)?;
+        if out.len() != expected {
+            return Err(ProtocolError::malformed(
+                encoding,
+                format!("zlib data inflated to {} bytes, expected {expected}", out.len()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! A small harness for decoder tests: a framebuffer, a pixel reader and streams in one place, and
+    //! a driver that feeds input in pieces to check that partial input resumes correctly.
+
+    use super::*;
+    use crate::pixel::PixelFormat;
+    use std::io::Write;
+
+    pub struct Harness {
+        pub pixels: PixelReader,
+        pub fb: Framebuffer,
+        pub streams: Streams,
+        pub limits: Limits,
+        pub scratch: Scratch,
+    }
+
+    impl Harness {
+        pub fn new(w: u16, h: u16) -> Self {
+            Self::with_format(w, h, PixelFormat::BGRX)
+        }
+
+        pub fn with_format(w: u16, h: u16, pf: PixelFormat) -> Self {
+            pf.validate().unwrap();
+            Harness {
+                pixels: PixelReader::new(pf),
+                fb: Framebuffer::new(w, h),
+                streams: Streams::default(),
+                limits: Limits::default(),
+                scratch: Scratch::default(),
+            }
+        }
+
+        /// Decodes `input` given all at once; returns the result and the bytes used.
+        pub fn decode(&mut self, encoding: i32, rect: Rect, input: &[u8]) -> Result<Progress, ProtocolError> {
+            let mut resume = Resume::default();
+            let mut ctx = Ctx {
+                pixels: &self.pixels,
+                fb: &mut self.fb,
+                streams: &mut self.streams,
+                limits: &self.limits,
+                scratch: &mut self.scratch,
+            };
+            decode(encoding, &rect, input, &mut resume, &mut ctx)
+        }
+
+        /// Decodes `input` offered one byte more at a time, as a trickling socket would deliver it, and
+        /// checks that every byte is used exactly once. Returns the bytes used.
+        pub fn decode_trickled(&mut self, encoding: i32, rect: Rect, input: &[u8]) -> Result<usize, ProtocolError> {
+            let mut resume = Resume::default();
+            let mut start = 0;
+            for end in 0..=input.len() {
+                let mut ctx = Ctx {
+                    pixels: &self.pixels,
+                    fb: &mut self.fb,
+                    streams: &mut self.streams,
+                    limits: &self.limits,
+                    scratch: &mut self.scratch,
+                };
+                match decode(encoding, &rect, &input[start..end], &mut resume, &mut ctx)? {
+                    Progress::Done(n) => return Ok(start + n),
+                    Progress::Partial(n) => start += n,
+                }
+            }
+            panic!("decoder wanted more than the {} bytes of its complete input", input.len());
+        }
+
+        pub fn pixels_of(&self, r: Rect) -> Vec<Rgb> {
+            let mut v = Vec::new();
+            self.fb.read(&r, &mut v);
+            v
+        }
+    }
+
+    /// BGRX wire bytes of `px`.
+    pub fn bgrx(px: &[Rgb]) -> Vec<u8> {
+        px.iter().flat_map(|p| p.to_le_bytes()).collect()
+    }
+
+    /// A zlib stream with a sync flush after each chunk, as VNC servers send it.
+    pub struct Deflater(flate2::write::ZlibEncoder<Vec<u8>>);
+
+    impl Default for Deflater {
+        fn default() -> Self {
+            Deflater(flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default()))
+        }
+    }
+
+    impl Deflater {
+        pub fn chunk(&mut self, data: &[u8]) -> Vec<u8> {
+            self.0.write_all(data).unwrap();
+            self.0.flush().unwrap();
+            std::mem::take(self.0.get_mut())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::Deflater;
+    use super::*;
+
+    #[test]
+    fn inflater_keeps_its_stream_across_chunks() {
+        let mut d = Deflater::default();
+        let mut i = Inflater::default();
+        let mut out = Vec::new();
+        let a = d.chunk(&[7; 5000]);
+        let b = d.chunk(b"second chunk");
+        i.inflate_exact(&a, &mut out, 5000, "test").unwrap();
+        assert_eq!(out, vec![7; 5000]);
+        i.inflate_exact(&b, &mut out, 12, "test").unwrap();
+        assert_eq!(out, b"second chunk");
+    }
+
+    #[test]
+    fn inflater_rejects_garbage_and_bombs() {
+        let mut i = Inflater::default();
+        let mut out = Vec::new();
+        let e = i.inflate(&[0x78, 0x9c, 0xff, 0xff, 0xff, 0x00, 0x12], &mut out, 100, "Zlib").unwrap_err();
+        assert!(e.to_string().starts_with("Zlib: corrupt zlib data"), "{e}");
+
+        let mut d = Deflater::default();
+        let bomb = d.chunk(&vec![0; 1 << 20]);
+        let mut i = Inflater::default();
+        let e = i.inflate(&bomb, &mut out, 1000, "ZRLE").unwrap_err();
+        assert!(e.to_string().contains("more than the 1000 bytes"), "{e}");
+        let mut i = Inflater::default();
+        let e = i.inflate_exact(&d.chunk(b"abc"), &mut out, 4, "Zlib");
+        assert!(e.is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! The core of NativeVNC: an RFB (VNC) client for os-autoinst.
+//!
+//! Data flows one way through the layers:
+//!
+//! * [`codec`], [`messages`], [`pixel`]: wire formats.
+//! * [`decode`]: one module per encoding, pure functions over bytes and a [`framebuffer::Framebuffer`].
+//! * [`session`]: the sans-I/O protocol state machine (handshake, server messages), fed with bytes,
+//!   drained of bytes and events; it never touches a socket or a clock.
+//! * [`client`] and [`runtime`]: the I/O edge. A per-process tokio runtime runs one task per connection
+//!   that reads, decodes and publishes complete framebuffer updates; the blocking [`client::Client`]
+//!   facade is what the C ABI and the command-line program use.
+//! * [`ffi`]: the C ABI behind the Perl XS module.
+
+pub mod codec;
+pub mod config;
+pub mod decode;
+pub mod encoding;
+pub mod error;
+pub mod framebuffer;
+pub mod messages;
+pub mod pixel;

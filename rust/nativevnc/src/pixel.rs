@@ -1,0 +1,426 @@
+//! Pixel formats and their conversion to the framebuffer's own format.
+//!
+//! The framebuffer stores every pixel as a `u32` `0x00RRGGBB` ([`Rgb`]), whatever format the server sends.
+//! A [`PixelReader`] turns wire pixels (`PIXEL` and the compressed `CPIXEL` of ZRLE/TRLE/Tight) into that
+//! form; the common case, 32-bit little-endian B,G,R,X, is a plain copy.
+
+use crate::codec::{Put, Reader};
+use crate::error::ProtocolError;
+
+/// A framebuffer pixel: `0x00RRGGBB`.
+pub type Rgb = u32;
+
+/// The RFB `PIXEL_FORMAT` structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PixelFormat {
+    pub bits_per_pixel: u8,
+    pub depth: u8,
+    pub big_endian: bool,
+    pub true_colour: bool,
+    pub red_max: u16,
+    pub green_max: u16,
+    pub blue_max: u16,
+    pub red_shift: u8,
+    pub green_shift: u8,
+    pub blue_shift: u8,
+}
+
+impl PixelFormat {
+    /// 32 bits per pixel, depth 24, little-endian, red at bit 16: bytes B,G,R,X. What this client asks for,
+    /// and what VMware servers always send.
+    pub const BGRX: PixelFormat = PixelFormat {
+        bits_per_pixel: 32,
+        depth: 24,
+        big_endian: false,
+        true_colour: true,
+        red_max: 255,
+        green_max: 255,
+        blue_max: 255,
+        red_shift: 16,
+        green_shift: 8,
+        blue_shift: 0,
+    };
+
+    /// The format os-autoinst requests for a preset `depth` (its `%supported_depths` table: 32 and 24 are
+    /// [`Self::BGRX`], 16 and 15 are 5-5-5 in 16 bits, 8 is colour-mapped).
+    pub fn for_depth(depth: u8) -> Option<PixelFormat> {
+        match depth {
+            32 | 24 => Some(Self::BGRX),
+            16 | 15 => Some(PixelFormat {
+                bits_per_pixel: 16,
+                depth,
+                big_endian: false,
+                true_colour: true,
+                red_max: 31,
+                green_max: 31,
+                blue_max: 31,
+                red_shift: 10,
+                green_shift: 5,
+                blue_shift: 0,
+            }),
+            8 => Some(PixelFormat {
+                bits_per_pixel: 8,
+                depth: 8,
+                big_endian: false,
+                true_colour: false,
+                red_max: 0,
+                green_max: 0,
+                blue_max: 0,
+                red_shift: 0,
+                green_shift: 0,
+                blue_shift: 0,
+            }),
+            _ => None,
+        }
+    }
+
+    pub const WIRE_LEN: usize = 16;
+
+    pub fn read(r: &mut Reader) -> Result<PixelFormat, crate::codec::Incomplete> {
+        let bits_per_pixel = r.u8()?;
+        let depth = r.u8()?;
+        let big_endian = r.u8()? != 0;
+        let true_colour = r.u8()? != 0;
+        let red_max = r.u16()?;
+        let green_max = r.u16()?;
+        let blue_max = r.u16()?;
+        let red_shift = r.u8()?;
+        let green_shift = r.u8()?;
+        let blue_shift = r.u8()?;
+        r.skip(3)?;
+        Ok(PixelFormat {
+            bits_per_pixel,
+            depth,
+            big_endian,
+            true_colour,
+            red_max,
+            green_max,
+            blue_max,
+            red_shift,
+            green_shift,
+            blue_shift,
+        })
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.put_u8(self.bits_per_pixel);
+        out.put_u8(self.depth);
+        out.put_u8(self.big_endian as u8);
+        out.put_u8(self.true_colour as u8);
+        out.put_u16(self.red_max);
+        out.put_u16(self.green_max);
+        out.put_u16(self.blue_max);
+        out.put_u8(self.red_shift);
+        out.put_u8(self.green_shift);
+        out.put_u8(self.blue_shift);
+        out.extend_from_slice(&[0; 3]);
+    }
+
+    /// Checks that pixels in this format can be decoded.
+    pub fn validate(&self) -> Result<(), ProtocolError> {
+        let bad = |why: &str| Err(ProtocolError::UnsupportedPixelFormat(format!("{why} ({self:?})")));
+        if !matches!(self.bits_per_pixel, 8 | 16 | 32) {
+            return bad("bits per pixel must be 8, 16 or 32");
+        }
+        if self.true_colour {
+            for (max, shift) in [
+                (self.red_max, self.red_shift),
+                (self.green_max, self.green_shift),
+                (self.blue_max, self.blue_shift),
+            ] {
+                if max == 0 {
+                    return bad("a colour channel has a maximum of 0");
+                }
+                let bits = 16 - max.leading_zeros();
+                if u32::from(shift) + bits > u32::from(self.bits_per_pixel) {
+                    return bad("a colour channel lies outside the pixel");
+                }
+            }
+        } else if self.bits_per_pixel != 8 {
+            return bad("colour-mapped pixels must be 8 bits");
+        }
+        Ok(())
+    }
+
+    pub fn bytes_per_pixel(&self) -> usize {
+        usize::from(self.bits_per_pixel / 8)
+    }
+
+    /// Where the colour bits of a 32-bit true-colour pixel of depth <= 24 sit, if they fit in three bytes;
+    /// such a format sends 3-byte compressed pixels (CPIXEL, TPIXEL).
+    fn packed_bytes(&self) -> Option<Packed> {
+        if !(self.true_colour && self.bits_per_pixel == 32 && self.depth <= 24) {
+            return None;
+        }
+        let mask = |max: u16, shift: u8| u32::from(max).checked_shl(u32::from(shift)).unwrap_or(0);
+        let all = mask(self.red_max, self.red_shift)
+            | mask(self.green_max, self.green_shift)
+            | mask(self.blue_max, self.blue_shift);
+        if all & 0xff00_0000 == 0 {
+            Some(Packed::Low)
+        } else if all & 0xff == 0 {
+            Some(Packed::High)
+        } else {
+            None
+        }
+    }
+
+    /// Size of a compressed pixel (CPIXEL/TPIXEL) in this format.
+    pub fn cpixel_size(&self) -> usize {
+        if self.packed_bytes().is_some() {
+            3
+        } else {
+            self.bytes_per_pixel()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Packed {
+    /// The colour bits are in the three least significant bytes.
+    Low,
+    /// The colour bits are in the three most significant bytes.
+    High,
+}
+
+/// How wire pixels are laid out, chosen once per pixel format so the hot loops do not branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Little-endian 32-bit pixels with 8-bit channels at shifts 16/8/0: a masked copy.
+    Bgrx,
+    /// Any other true-colour format.
+    General,
+    /// 8-bit colour-map indices.
+    Mapped,
+}
+
+/// Converts wire pixels of one format to [`Rgb`].
+#[derive(Debug, Clone)]
+pub struct PixelReader {
+    format: PixelFormat,
+    layout: Layout,
+    packed: Option<Packed>,
+    bpp: usize,
+    cpixel: usize,
+    red: ChannelScale,
+    green: ChannelScale,
+    blue: ChannelScale,
+    colour_map: Box<[Rgb; 256]>,
+}
+
+impl PixelReader {
+    /// A reader for a format that passed [`PixelFormat::validate`].
+    pub fn new(format: PixelFormat) -> Self {
+        let layout = if !format.true_colour {
+            Layout::Mapped
+        } else if format.bits_per_pixel == 32
+            && !format.big_endian
+            && (format.red_max, format.green_max, format.blue_max) == (255, 255, 255)
+            && (format.red_shift, format.green_shift, format.blue_shift) == (16, 8, 0)
+        {
+            Layout::Bgrx
+        } else {
+            Layout::General
+        };
+        PixelReader {
+            format,
+            layout,
+            packed: format.packed_bytes(),
+            bpp: format.bytes_per_pixel(),
+            cpixel: format.cpixel_size(),
+            red: ChannelScale::new(format.red_max, format.red_shift),
+            green: ChannelScale::new(format.green_max, format.green_shift),
+            blue: ChannelScale::new(format.blue_max, format.blue_shift),
+            colour_map: Box::new([0; 256]),
+        }
+    }
+
+    pub fn format(&self) -> &PixelFormat {
+        &self.format
+    }
+
+    pub fn bytes_per_pixel(&self) -> usize {
+        self.bpp
+    }
+
+    pub fn cpixel_size(&self) -> usize {
+        self.cpixel
+    }
+
+    /// Applies a `SetColourMapEntries` entry (16-bit channel values).
+    pub fn set_colour(&mut self, index: usize, r: u16, g: u16, b: u16) {
+        if let Some(slot) = self.colour_map.get_mut(index) {
+            *slot = (u32::from(r >> 8) << 16) | (u32::from(g >> 8) << 8) | u32::from(b >> 8);
+        }
+    }
+
+    fn from_value(&self, v: u32) -> Rgb {
+        match self.layout {
+            Layout::Bgrx => v & 0x00ff_ffff,
+            Layout::General => (self.red.apply(v) << 16) | (self.green.apply(v) << 8) | self.blue.apply(v),
+            Layout::Mapped => self.colour_map[(v & 0xff) as usize],
+        }
+    }
+
+    fn value(&self, src: &[u8]) -> u32 {
+        match (self.bpp, self.format.big_endian) {
+            (4, false) => u32::from_le_bytes([src[0], src[1], src[2], src[3]]),
+            (4, true) => u32::from_be_bytes([src[0], src[1], src[2], src[3]]),
+            (2, false) => u32::from(u16::from_le_bytes([src[0], src[1]])),
+            (2, true) => u32::from(u16::from_be_bytes([src[0], src[1]])),
+            _ => u32::from(src[0]),
+        }
+    }
+
+    /// One `PIXEL`; `src` holds at least [`Self::bytes_per_pixel`] bytes.
+    pub fn pixel(&self, src: &[u8]) -> Rgb {
+        self.from_value(self.value(src))
+    }
+
+    /// Converts consecutive `PIXEL`s; `src` holds `dst.len()` of them.
+    pub fn pixels(&self, src: &[u8], dst: &mut [Rgb]) {
+        debug_assert_eq!(src.len(), dst.len() * self.bpp);
+        match self.layout {
+            Layout::Bgrx => {
+                for (d, s) in dst.iter_mut().zip(src.chunks_exact(4)) {
+                    *d = u32::from_le_bytes([s[0], s[1], s[2], 0]);
+                }
+            }
+            _ => {
+                for (d, s) in dst.iter_mut().zip(src.chunks_exact(self.bpp)) {
+                    *d = self.pixel(s);
+                }
+            }
+        }
+    }
+
+    /// One compressed pixel (ZRLE/TRLE `CPIXEL`, Tight `TPIXEL`); `src` holds [`Self::cpixel_size`] bytes.
+    pub fn cpixel(&self, src: &[u8]) -> Rgb {
+        match (self.packed, self.format.big_endian) {
+            (None, _) => self.pixel(src),
+            (Some(Packed::Low), false) => self.from_value(u32::from_le_bytes([src[0], src[1], src[2], 0])),
+            (Some(Packed::High), false) => self.from_value(u32::from_le_bytes([0, src[0], src[1], src[2]])),
+            (Some(Packed::Low), true) => self.from_value(u32::from_be_bytes([0, src[0], src[1], src[2]])),
+            (Some(Packed::High), true) => self.from_value(u32::from_be_bytes([src[0], src[1], src[2], 0])),
+        }
+    }
+
+    /// Converts consecutive compressed pixels; `src` holds `dst.len()` of them.
+    pub fn cpixels(&self, src: &[u8], dst: &mut [Rgb]) {
+        debug_assert_eq!(src.len(), dst.len() * self.cpixel);
+        if self.layout == Layout::Bgrx && self.packed == Some(Packed::Low) {
+            for (d, s) in dst.iter_mut().zip(src.chunks_exact(3)) {
+                *d = u32::from_le_bytes([s[0], s[1], s[2], 0]);
+            }
+        } else {
+            for (d, s) in dst.iter_mut().zip(src.chunks_exact(self.cpixel)) {
+                *d = self.cpixel(s);
+            }
+        }
+    }
+}
+
+/// Extracts one channel and scales it to 0..=255 (rounding, so that a 5-bit 31 becomes 255).
+#[derive(Debug, Clone, Copy)]
+struct ChannelScale {
+    max: u32,
+    shift: u32,
+}
+
+impl ChannelScale {
+    fn new(max: u16, shift: u8) -> Self {
+        ChannelScale { max: u32::from(max), shift: u32::from(shift) }
+    }
+
+    fn apply(&self, v: u32) -> u32 {
+        if self.max == 0 {
+            return 0;
+        }
+        let c = (v >> self.shift) & self.max;
+        if self.max == 255 {
+            c
+        } else {
+            (c * 255 + self.max / 2) / self.max
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_round_trip() {
+        let mut v = Vec::new();
+        PixelFormat::BGRX.encode(&mut v);
+        assert_eq!(v, [32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0]);
+        assert_eq!(PixelFormat::read(&mut Reader::new(&v)), Ok(PixelFormat::BGRX));
+    }
+
+    #[test]
+    fn bgrx_pixels_are_copied() {
+        let r = PixelReader::new(PixelFormat::BGRX);
+        let mut dst = [0; 2];
+        r.pixels(&[0x10, 0x20, 0x30, 0xff, 1, 2, 3, 4], &mut dst);
+        assert_eq!(dst, [0x302010, 0x030201]);
+        assert_eq!(r.cpixel_size(), 3);
+        assert_eq!(r.cpixel(&[0x10, 0x20, 0x30]), 0x302010);
+    }
+
+    #[test]
+    fn os_autoinst_vector_rgb_shifts() {
+        // os-autoinst t/27-consoles-vnc.t: bpp 32, shifts r0/g8/b16, bytes 31,37,41,0 -> R=31 G=37 B=41.
+        let pf = PixelFormat { red_shift: 0, blue_shift: 16, ..PixelFormat::BGRX };
+        pf.validate().unwrap();
+        let r = PixelReader::new(pf);
+        assert_eq!(r.pixel(&[31, 37, 41, 0]), (31 << 16) | (37 << 8) | 41);
+    }
+
+    #[test]
+    fn big_endian_and_high_packed_cpixels() {
+        let pf = PixelFormat { big_endian: true, red_shift: 24, green_shift: 16, blue_shift: 8, ..PixelFormat::BGRX };
+        pf.validate().unwrap();
+        let r = PixelReader::new(pf);
+        assert_eq!(r.pixel(&[0xaa, 0xbb, 0xcc, 0]), 0xaabbcc);
+        assert_eq!(r.cpixel_size(), 3);
+        assert_eq!(r.cpixel(&[0xaa, 0xbb, 0xcc]), 0xaabbcc);
+
+        let le = PixelReader::new(PixelFormat { big_endian: false, ..pf });
+        assert_eq!(le.cpixel(&[0xcc, 0xbb, 0xaa]), 0xaabbcc);
+        let be_low = PixelReader::new(PixelFormat { big_endian: true, ..PixelFormat::BGRX });
+        assert_eq!(be_low.pixel(&[0, 0xaa, 0xbb, 0xcc]), 0xaabbcc);
+        assert_eq!(be_low.cpixel(&[0xaa, 0xbb, 0xcc]), 0xaabbcc);
+    }
+
+    #[test]
+    fn rgb555_scales_to_full_range() {
+        let pf = PixelFormat::for_depth(16).unwrap();
+        pf.validate().unwrap();
+        let r = PixelReader::new(pf);
+        assert_eq!(r.cpixel_size(), 2);
+        assert_eq!(r.pixel(&0x7fffu16.to_le_bytes()), 0xffffff);
+        assert_eq!(r.pixel(&(0x1fu16 << 10).to_le_bytes()), 0xff0000);
+        let be = PixelReader::new(PixelFormat { big_endian: true, ..pf });
+        assert_eq!(be.pixel(&0x001fu16.to_be_bytes()), 0x0000ff);
+    }
+
+    #[test]
+    fn colour_map() {
+        let mut r = PixelReader::new(PixelFormat::for_depth(8).unwrap());
+        r.set_colour(7, 0xffff, 0x8000, 0x0100);
+        assert_eq!(r.pixel(&[7]), 0xff8001);
+        assert_eq!(r.pixel(&[8]), 0);
+    }
+
+    #[test]
+    fn rejects_undecodable_formats() {
+        for pf in [
+            PixelFormat { bits_per_pixel: 24, ..PixelFormat::BGRX },
+            PixelFormat { red_shift: 30, ..PixelFormat::BGRX },
+            PixelFormat { green_max: 0, ..PixelFormat::BGRX },
+            PixelFormat { true_colour: false, ..PixelFormat::BGRX },
+        ] {
+            assert!(matches!(pf.validate(), Err(ProtocolError::UnsupportedPixelFormat(_))), "{pf:?}");
+        }
+    }
+}
