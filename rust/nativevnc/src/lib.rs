@@ -17,5 +17,8 @@ pub mod decode;
 pub mod encoding;
 pub mod error;
 pub mod framebuffer;
+pub mod handshake;
+pub mod keys;
 pub mod messages;
 pub mod pixel;
+pub mod session;
