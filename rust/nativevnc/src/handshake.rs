@@ -262,8 +262,12 @@ fn negotiate_version(v: &[u8; 12]) -> Result<Version, ProtocolError> {
 fn read_reason(r: &mut Reader, limits: &Limits) -> Parse<String> {
     let n = r.u32()? as usize;
     if n > limits.max_name_len {
-        return Err(ProtocolError::TooLarge { what: "reason string", size: n as u64, limit: limits.max_name_len as u64 }
-            .into());
+        return Err(ProtocolError::TooLarge {
+            what: "reason string",
+            size: n as u64,
+            limit: limits.max_name_len as u64,
+        }
+        .into());
     }
     Ok(String::from_utf8_lossy(r.take(n)?).trim_end_matches('\0').to_string())
 }
@@ -308,10 +312,8 @@ mod tests {
     #[test]
     fn des_response_matches_os_autoinst_vector() {
         let r = vnc_auth_response("supersecret", &[0; 16]);
-        let expected: Vec<u8> = [0x80D03992u32, 0xB0DB4495, 0x80D03992, 0xB0DB4495]
-            .iter()
-            .flat_map(|w| w.to_be_bytes())
-            .collect();
+        let expected: Vec<u8> =
+            [0x80D03992u32, 0xB0DB4495, 0x80D03992, 0xB0DB4495].iter().flat_map(|w| w.to_be_bytes()).collect();
         assert_eq!(r.to_vec(), expected);
     }
 

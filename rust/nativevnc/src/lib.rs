@@ -11,6 +11,7 @@
 //!   facade is what the C ABI and the command-line program use.
 //! * [`ffi`]: the C ABI behind the Perl XS module.
 
+pub mod client;
 pub mod codec;
 pub mod config;
 pub mod decode;
@@ -21,4 +22,5 @@ pub mod handshake;
 pub mod keys;
 pub mod messages;
 pub mod pixel;
+pub mod runtime;
 pub mod session;

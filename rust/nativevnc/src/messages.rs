@@ -28,13 +28,27 @@ pub mod server_type {
 pub enum ClientMessage {
     SetPixelFormat(PixelFormat),
     SetEncodings(Vec<i32>),
-    FramebufferUpdateRequest { incremental: bool, rect: Rect },
-    KeyEvent { down: bool, keysym: u32 },
-    PointerEvent { buttons: u8, x: u16, y: u16 },
+    FramebufferUpdateRequest {
+        incremental: bool,
+        rect: Rect,
+    },
+    KeyEvent {
+        down: bool,
+        keysym: u32,
+    },
+    PointerEvent {
+        buttons: u8,
+        x: u16,
+        y: u16,
+    },
     CutText(Vec<u8>),
     /// QEMU extended key event: the keysym plus the key's scancode (QEMU "qnum": the XT set-1 code,
     /// with 0x80 added for keys that carry the 0xE0 prefix).
-    QemuExtKeyEvent { down: bool, keysym: u32, keycode: u32 },
+    QemuExtKeyEvent {
+        down: bool,
+        keysym: u32,
+        keycode: u32,
+    },
 }
 
 impl ClientMessage {
@@ -128,11 +142,9 @@ impl ClientMessage {
                 ClientMessage::CutText(r.take(n)?.to_vec())
             }
             QEMU => match r.u8()? {
-                QEMU_EXT_KEY_EVENT => ClientMessage::QemuExtKeyEvent {
-                    down: r.u16()? != 0,
-                    keysym: r.u32()?,
-                    keycode: r.u32()?,
-                },
+                QEMU_EXT_KEY_EVENT => {
+                    ClientMessage::QemuExtKeyEvent { down: r.u16()? != 0, keysym: r.u32()?, keycode: r.u32()? }
+                }
                 sub => return Err(bad(format!("unknown QEMU client message subtype {sub}"))),
             },
             t => return Err(bad(format!("unknown client message type {t}"))),
@@ -179,7 +191,10 @@ mod tests {
 
     #[test]
     fn set_encodings_and_pixel_format() {
-        round_trip(ClientMessage::SetEncodings(vec![16, 0, -223]), &[2, 0, 0, 3, 0, 0, 0, 16, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x21]);
+        round_trip(
+            ClientMessage::SetEncodings(vec![16, 0, -223]),
+            &[2, 0, 0, 3, 0, 0, 0, 16, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x21],
+        );
         let mut expected = vec![0, 0, 0, 0];
         expected.extend_from_slice(&[32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0]);
         round_trip(ClientMessage::SetPixelFormat(PixelFormat::BGRX), &expected);

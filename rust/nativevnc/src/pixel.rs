@@ -123,11 +123,9 @@ impl PixelFormat {
             return bad("bits per pixel must be 8, 16 or 32");
         }
         if self.true_colour {
-            for (max, shift) in [
-                (self.red_max, self.red_shift),
-                (self.green_max, self.green_shift),
-                (self.blue_max, self.blue_shift),
-            ] {
+            for (max, shift) in
+                [(self.red_max, self.red_shift), (self.green_max, self.green_shift), (self.blue_max, self.blue_shift)]
+            {
                 if max == 0 {
                     return bad("a colour channel has a maximum of 0");
                 }
@@ -254,7 +252,7 @@ impl PixelReader {
         }
     }
 
-    fn from_value(&self, v: u32) -> Rgb {
+    fn to_rgb(&self, v: u32) -> Rgb {
         match self.layout {
             Layout::Bgrx => v & 0x00ff_ffff,
             Layout::General => (self.red.apply(v) << 16) | (self.green.apply(v) << 8) | self.blue.apply(v),
@@ -274,7 +272,7 @@ impl PixelReader {
 
     /// One `PIXEL`; `src` holds at least [`Self::bytes_per_pixel`] bytes.
     pub fn pixel(&self, src: &[u8]) -> Rgb {
-        self.from_value(self.value(src))
+        self.to_rgb(self.value(src))
     }
 
     /// Converts consecutive `PIXEL`s; `src` holds `dst.len()` of them.
@@ -298,10 +296,10 @@ impl PixelReader {
     pub fn cpixel(&self, src: &[u8]) -> Rgb {
         match (self.packed, self.format.big_endian) {
             (None, _) => self.pixel(src),
-            (Some(Packed::Low), false) => self.from_value(u32::from_le_bytes([src[0], src[1], src[2], 0])),
-            (Some(Packed::High), false) => self.from_value(u32::from_le_bytes([0, src[0], src[1], src[2]])),
-            (Some(Packed::Low), true) => self.from_value(u32::from_be_bytes([0, src[0], src[1], src[2]])),
-            (Some(Packed::High), true) => self.from_value(u32::from_be_bytes([src[0], src[1], src[2], 0])),
+            (Some(Packed::Low), false) => self.to_rgb(u32::from_le_bytes([src[0], src[1], src[2], 0])),
+            (Some(Packed::High), false) => self.to_rgb(u32::from_le_bytes([0, src[0], src[1], src[2]])),
+            (Some(Packed::Low), true) => self.to_rgb(u32::from_be_bytes([0, src[0], src[1], src[2]])),
+            (Some(Packed::High), true) => self.to_rgb(u32::from_be_bytes([src[0], src[1], src[2], 0])),
         }
     }
 

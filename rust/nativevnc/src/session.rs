@@ -30,12 +30,17 @@ pub enum Event {
     /// A FramebufferUpdate message was processed completely.
     Update,
     /// The framebuffer changed size (it is black until the server repaints it).
-    Resized { width: u16, height: u16 },
+    Resized {
+        width: u16,
+        height: u16,
+    },
     Bell,
     /// ServerCutText (Latin-1), up to [`Limits::max_cut_text`] bytes; longer text is skipped.
     CutText(Vec<u8>),
     /// QEMU pointer type change: whether the pointer is absolute (tablet) or relative.
-    PointerType { absolute: bool },
+    PointerType {
+        absolute: bool,
+    },
     /// QEMU LED state: bit 0 Scroll Lock, bit 1 Num Lock, bit 2 Caps Lock.
     LedState(u8),
     /// A new cursor shape (Cursor pseudo-encoding).
@@ -586,7 +591,10 @@ mod tests {
         assert_eq!(s.take_damage(), [Rect::new(0, 0, 32, 2)]);
         assert_eq!(s.server_init().unwrap().width, 32);
         let e = events(&mut s);
-        assert!(e.contains(&Event::Resized { width: 16, height: 2 }) && e.contains(&Event::Resized { width: 32, height: 2 }));
+        assert!(
+            e.contains(&Event::Resized { width: 16, height: 2 })
+                && e.contains(&Event::Resized { width: 32, height: 2 })
+        );
     }
 
     #[test]

@@ -13,6 +13,11 @@ pub struct CursorShape {
     pub mask: Vec<u8>,
 }
 
-pub(crate) fn read(_: &Rect, _: &[u8], _: &PixelReader, _: &Limits) -> Result<Option<(CursorShape, usize)>, ProtocolError> {
+pub(crate) fn read(
+    _: &Rect,
+    _: &[u8],
+    _: &PixelReader,
+    _: &Limits,
+) -> Result<Option<(CursorShape, usize)>, ProtocolError> {
     Err(ProtocolError::UnsupportedEncoding(-239))
 }

@@ -1,0 +1,586 @@
+//! The I/O edge: a connection task in the runtime, and the blocking [`Client`] facade.
+//!
+//! The task owns the transport and the [`Session`]. It reads whenever the server sends, decodes in the
+//! background, and at the end of every FramebufferUpdate copies the damaged rectangles into the
+//! *published* framebuffer, so a caller never sees half an update. Input events (keys, pointer, update
+//! requests) go the other way through a queue that outlives connections: events queued while no
+//! connection is open are sent once the next one is.
+//!
+//! Every blocking call has a timeout; nothing here blocks the caller longer than it asked for.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::framebuffer::{Damage, Framebuffer, Rect};
+use crate::handshake::{Credentials, ServerInit};
+use crate::messages::ClientMessage;
+use crate::runtime;
+use crate::session::{Event, Session};
+
+/// Where to connect and how.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub host: String,
+    pub port: u16,
+    pub credentials: Credentials,
+    pub config: Config,
+    /// Time allowed to connect and finish the handshake.
+    pub connect_timeout: Duration,
+    /// Time a partly received message or a write may stall before the connection counts as broken.
+    pub io_timeout: Duration,
+}
+
+impl ConnectOptions {
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        ConnectOptions {
+            host: host.into(),
+            port,
+            credentials: Credentials::default(),
+            config: Config::default(),
+            connect_timeout: Duration::from_secs(20),
+            io_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// An input event waiting to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Input {
+    Key {
+        keysym: u32,
+        down: bool,
+    },
+    Pointer {
+        buttons: u8,
+        x: u16,
+        y: u16,
+    },
+    /// `None` asks for the whole framebuffer.
+    UpdateRequest {
+        incremental: bool,
+        rect: Option<Rect>,
+    },
+}
+
+impl Input {
+    /// Whether it still means something on a new connection (update requests do not: the new
+    /// connection starts with a full update).
+    fn survives_reconnect(&self) -> bool {
+        !matches!(self, Input::UpdateRequest { .. })
+    }
+}
+
+/// Queued input events beyond this many are refused, so a dead server cannot make the queue grow.
+const MAX_QUEUED_INPUT: usize = 65536;
+/// Log lines beyond this many are dropped, oldest first.
+const MAX_LOG_LINES: usize = 256;
+
+/// A message for the caller's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub warning: bool,
+    pub message: String,
+}
+
+/// What the caller sees of the connection.
+struct State {
+    /// Bumped for every connection, so a task that was replaced cannot publish into its successor.
+    generation: u64,
+    connected: bool,
+    error: Option<Error>,
+    server: Option<ServerInit>,
+    published: Option<Framebuffer>,
+    damage: Damage,
+    updates: u64,
+    messages: u64,
+    absolute: bool,
+    ext_key_events: bool,
+    input: VecDeque<Input>,
+    log: VecDeque<LogLine>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled whenever an update is published or the connection ends.
+    changed: Condvar,
+    /// Wakes the task when input is queued.
+    wake: Notify,
+}
+
+impl Shared {
+    fn new() -> Self {
+        Shared {
+            state: Mutex::new(State {
+                generation: 0,
+                connected: false,
+                error: None,
+                server: None,
+                published: None,
+                damage: Damage::default(),
+                updates: 0,
+                messages: 0,
+                absolute: false,
+                ext_key_events: false,
+                input: VecDeque::new(),
+                log: VecDeque::new(),
+            }),
+            changed: Condvar::new(),
+            wake: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl State {
+    fn log(&mut self, warning: bool, message: String) {
+        if self.log.len() == MAX_LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log.push_back(LogLine { warning, message });
+    }
+}
+
+/// What [`Client::poll`] reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Poll {
+    /// FramebufferUpdates completed since the previous poll.
+    pub updates: u64,
+    /// Server messages started since the previous poll (any message shows the server is alive).
+    pub messages: u64,
+}
+
+/// Receives the pixels of damaged rectangles from [`Client::take_damage`].
+pub trait PixelSink {
+    /// A buffer of exactly `len` bytes for the pixels of `rect`: `rect.w * rect.h` little-endian `u32`
+    /// `0x00RRGGBB` values (bytes B, G, R, 0), row after row.
+    fn buffer(&mut self, rect: &Rect, len: usize) -> &mut [u8];
+}
+
+/// A VNC client connection, driven from one thread that is not a runtime thread.
+pub struct Client {
+    pid: u32,
+    shared: Arc<Shared>,
+    /// Dropping it tells the connection task to close.
+    stop: Option<oneshot::Sender<()>>,
+    polled_updates: u64,
+    polled_messages: u64,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Client {
+    pub fn new() -> Self {
+        Client {
+            pid: std::process::id(),
+            shared: Arc::new(Shared::new()),
+            stop: None,
+            polled_updates: 0,
+            polled_messages: 0,
+        }
+    }
+
+    /// A client created before `fork()` cannot be used in the child: its task runs in the parent.
+    fn check_process(&self) -> Result<()> {
+        if std::process::id() != self.pid {
+            return Err(Error::usage(
+                "this VNC connection was opened by the parent process; connect again in the child",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Opens a connection (closing any previous one) and waits for the handshake to finish. Input queued
+    /// before, or left unsent by a broken connection, is sent after the handshake.
+    pub fn connect(&mut self, options: ConnectOptions) -> Result<ServerInit> {
+        self.check_process()?;
+        self.disconnect();
+        let generation = {
+            let mut st = self.shared.lock();
+            st.generation += 1;
+            st.connected = false;
+            st.error = None;
+            st.input.retain(Input::survives_reconnect);
+            st.generation
+        };
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let wait = options.connect_timeout + Duration::from_secs(1);
+        let description = format!("{}:{}", options.host, options.port);
+        runtime::handle().spawn(connection(self.shared.clone(), generation, options, ready_tx, stop_rx));
+        self.stop = Some(stop_tx);
+        let result = match ready_rx.recv_timeout(wait) {
+            Ok(result) => result,
+            Err(_) => Err(Error::timeout(format!("connecting to {description} did not finish in time"))),
+        };
+        match &result {
+            Ok(_) => {
+                self.polled_updates = 0;
+                self.polled_messages = 0;
+            }
+            Err(_) => self.disconnect(),
+        }
+        result
+    }
+
+    /// Closes the connection, if any. Queued input is kept for the next connection.
+    pub fn disconnect(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if std::process::id() == self.pid {
+            let mut st = self.shared.lock();
+            st.generation += 1;
+            st.connected = false;
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.check_process().is_ok() && self.shared.lock().connected
+    }
+
+    /// What ServerInit said (with the current size after any resize).
+    pub fn server_init(&self) -> Option<ServerInit> {
+        self.shared.lock().server.clone()
+    }
+
+    /// Whether the server reported an absolute pointer (QEMU pointer type change).
+    pub fn absolute_pointer(&self) -> bool {
+        self.shared.lock().absolute
+    }
+
+    /// Whether keys go out as scancodes (QEMU extended key events).
+    pub fn uses_scancodes(&self) -> bool {
+        self.shared.lock().ext_key_events
+    }
+
+    /// Updates and messages since the previous poll; the connection's error if it broke.
+    pub fn poll(&mut self) -> Result<Poll> {
+        self.check_process()?;
+        let st = self.shared.lock();
+        let poll = Poll { updates: st.updates - self.polled_updates, messages: st.messages - self.polled_messages };
+        let error = st.error.clone();
+        drop(st);
+        self.polled_updates += poll.updates;
+        self.polled_messages += poll.messages;
+        match error {
+            Some(e) if poll.updates == 0 => Err(e),
+            _ => Ok(poll),
+        }
+    }
+
+    /// Waits until an update is published or `timeout` passes; true if one arrived. Fails if the
+    /// connection breaks meanwhile.
+    pub fn wait_update(&mut self, timeout: Duration) -> Result<bool> {
+        self.check_process()?;
+        let deadline = Instant::now() + timeout;
+        let mut st = self.shared.lock();
+        while st.updates == self.polled_updates {
+            if let Some(e) = &st.error {
+                return Err(e.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            st = self.shared.changed.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        Ok(true)
+    }
+
+    /// Hands the pixels of every rectangle damaged since the last call to `sink`, and returns the
+    /// rectangles. The published framebuffer only changes between complete updates.
+    pub fn take_damage(&self, sink: &mut dyn PixelSink) -> Result<Vec<Rect>> {
+        self.check_process()?;
+        let mut st = self.shared.lock();
+        let rects = st.damage.take();
+        let Some(fb) = st.published.as_ref() else {
+            return Ok(Vec::new());
+        };
+        for r in &rects {
+            let buf = sink.buffer(r, r.area() as usize * 4);
+            for (y, dst) in (r.y..r.y + r.h).zip(buf.chunks_exact_mut(usize::from(r.w) * 4)) {
+                for (d, px) in dst.chunks_exact_mut(4).zip(fb.row(r.x, y, r.w)) {
+                    d.copy_from_slice(&px.to_le_bytes());
+                }
+            }
+        }
+        Ok(rects)
+    }
+
+    /// Runs `f` on the published framebuffer, if there is one.
+    pub fn with_framebuffer<T>(&self, f: impl FnOnce(&Framebuffer) -> T) -> Result<Option<T>> {
+        self.check_process()?;
+        Ok(self.shared.lock().published.as_ref().map(f))
+    }
+
+    fn queue(&self, input: Input) -> Result<()> {
+        self.check_process()?;
+        let mut st = self.shared.lock();
+        if st.input.len() >= MAX_QUEUED_INPUT {
+            return Err(Error::usage(format!(
+                "{MAX_QUEUED_INPUT} input events are waiting for a connection; refusing more"
+            )));
+        }
+        st.input.push_back(input);
+        drop(st);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    pub fn key(&self, keysym: u32, down: bool) -> Result<()> {
+        self.queue(Input::Key { keysym, down })
+    }
+
+    pub fn pointer(&self, buttons: u8, x: u16, y: u16) -> Result<()> {
+        self.queue(Input::Pointer { buttons, x, y })
+    }
+
+    /// Asks for an update of `rect`, or of the whole framebuffer.
+    pub fn request_update(&self, incremental: bool, rect: Option<Rect>) -> Result<()> {
+        self.queue(Input::UpdateRequest { incremental, rect })
+    }
+
+    /// Log lines the connection produced since the last call.
+    pub fn take_log(&self) -> Vec<LogLine> {
+        if self.check_process().is_err() {
+            return Vec::new();
+        }
+        self.shared.lock().log.drain(..).collect()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if std::process::id() != self.pid {
+            // In a forked child the task, its runtime and any lock holders live in the parent. Waking the
+            // task could touch the parent's runtime state, so the stop signal is forgotten, not sent.
+            if let Some(stop) = self.stop.take() {
+                std::mem::forget(stop);
+            }
+            return;
+        }
+        self.disconnect();
+    }
+}
+
+type ReadHalf = tokio::net::tcp::OwnedReadHalf;
+type WriteHalf = tokio::net::tcp::OwnedWriteHalf;
+
+/// The connection task: connect, handshake, then read, decode and publish until stopped or broken.
+async fn connection(
+    shared: Arc<Shared>,
+    generation: u64,
+    options: ConnectOptions,
+    ready: std::sync::mpsc::SyncSender<Result<ServerInit>>,
+    stop: oneshot::Receiver<()>,
+) {
+    let opened = tokio::time::timeout(options.connect_timeout, open(&options)).await;
+    let (reader, writer, session) = match opened {
+        Ok(Ok(parts)) => parts,
+        Ok(Err(e)) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+        Err(_) => {
+            let _ = ready.send(Err(Error::timeout(format!(
+                "connecting to {}:{} did not finish within {} s",
+                options.host,
+                options.port,
+                options.connect_timeout.as_secs_f64()
+            ))));
+            return;
+        }
+    };
+    let init = session.server_init().cloned().expect("open returns an open session");
+    {
+        let mut st = shared.lock();
+        if st.generation != generation {
+            return;
+        }
+        st.connected = true;
+        st.server = Some(init.clone());
+        st.published = Some(Framebuffer::new(init.width, init.height));
+        st.damage = Damage::default();
+        st.updates = 0;
+        st.messages = 0;
+        st.absolute = false;
+        st.ext_key_events = false;
+    }
+    if ready.send(Ok(init)).is_err() {
+        return;
+    }
+    let result = run(&shared, generation, session, reader, writer, stop, options.io_timeout).await;
+    let mut st = shared.lock();
+    if st.generation == generation {
+        st.connected = false;
+        if let Err(e) = result {
+            st.error = Some(e);
+        }
+    }
+    drop(st);
+    shared.changed.notify_all();
+}
+
+/// Connects and runs the handshake.
+async fn open(options: &ConnectOptions) -> Result<(ReadHalf, WriteHalf, Session)> {
+    let target = format!("{}:{}", options.host, options.port);
+    let stream = TcpStream::connect((options.host.as_str(), options.port))
+        .await
+        .map_err(|e| Error::connect(format!("connecting to {target}: {e}")))?;
+    stream.set_nodelay(true).map_err(|e| Error::connect(format!("{target}: {e}")))?;
+    let (mut reader, mut writer) = stream.into_split();
+    let mut session = Session::new(options.config.clone(), options.credentials.clone());
+    while !session.is_open() {
+        read(&mut reader, &mut session).await.map_err(|e| e.context(format!("VNC handshake with {target}")))?;
+        let out = session.take_output();
+        writer.write_all(&out).await.map_err(|e| Error::protocol(format!("VNC handshake with {target}: {e}")))?;
+    }
+    Ok((reader, writer, session))
+}
+
+/// Reads once into the session and processes what arrived.
+async fn read(reader: &mut ReadHalf, session: &mut Session) -> Result<()> {
+    let buf = session.input();
+    buf.reserve(256 * 1024);
+    let n = reader.read_buf(buf).await.map_err(|e| Error::protocol(format!("reading from the server: {e}")))?;
+    if n == 0 {
+        return Err(Error::protocol("the server closed the connection"));
+    }
+    session.process().map_err(Error::from)
+}
+
+async fn run(
+    shared: &Shared,
+    generation: u64,
+    mut session: Session,
+    mut reader: ReadHalf,
+    mut writer: WriteHalf,
+    mut stop: oneshot::Receiver<()>,
+    io_timeout: Duration,
+) -> Result<()> {
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let mut write_task = tokio::spawn(async move {
+        while let Some(bytes) = out_rx.recv().await {
+            match tokio::time::timeout(io_timeout, writer.write_all(&bytes)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Error::protocol(format!("writing to the server: {e}")),
+                Err(_) => {
+                    return Error::timeout(format!("the server did not accept data for {} s", io_timeout.as_secs()))
+                }
+            }
+        }
+        Error::protocol("the connection was closed")
+    });
+    publish(shared, generation, &mut session);
+    let result = loop {
+        take_input(shared, &mut session);
+        if session.has_output() && out_tx.send(session.take_output()).is_err() {
+            break Err(Error::protocol("the connection's writer stopped"));
+        }
+        let mid_message = session.is_mid_message();
+        tokio::select! {
+            _ = &mut stop => break Ok(()),
+            e = &mut write_task => break Err(e.unwrap_or_else(|_| Error::protocol("the connection's writer failed"))),
+            _ = shared.wake.notified() => {}
+            r = async {
+                if mid_message {
+                    tokio::time::timeout(io_timeout, read(&mut reader, &mut session)).await.unwrap_or_else(|_| {
+                        Err(Error::timeout(format!("the server stopped sending in the middle of a message for {} s", io_timeout.as_secs())))
+                    })
+                } else {
+                    read(&mut reader, &mut session).await
+                }
+            } => {
+                if let Err(e) = r {
+                    break Err(e);
+                }
+                publish(shared, generation, &mut session);
+            }
+        }
+    };
+    write_task.abort();
+    result
+}
+
+/// Moves queued input into the session.
+fn take_input(shared: &Shared, session: &mut Session) {
+    let mut st = shared.lock();
+    while let Some(input) = st.input.pop_front() {
+        match input {
+            Input::Key { keysym, down } => session.key(keysym, down),
+            Input::Pointer { buttons, x, y } => session.send(&ClientMessage::PointerEvent { buttons, x, y }),
+            Input::UpdateRequest { incremental, rect: None } => session.request_update(incremental),
+            Input::UpdateRequest { incremental, rect: Some(rect) } => {
+                session.send(&ClientMessage::FramebufferUpdateRequest { incremental, rect })
+            }
+        };
+    }
+}
+
+/// Handles the session's events; at the end of each update copies the damage into the published
+/// framebuffer.
+fn publish(shared: &Shared, generation: u64, session: &mut Session) {
+    let mut st = shared.lock();
+    if st.generation != generation {
+        return;
+    }
+    let mut updated = false;
+    while let Some(event) = session.next_event() {
+        match event {
+            Event::Update => {
+                let damage = session.take_damage();
+                let fb = session.framebuffer().expect("updates come after the handshake");
+                let published = st.published.get_or_insert_with(|| Framebuffer::new(fb.width(), fb.height()));
+                if published.bounds() != fb.bounds() {
+                    *published = Framebuffer::new(fb.width(), fb.height());
+                }
+                for r in &damage {
+                    for y in r.y..r.y + r.h {
+                        published.row_mut(r.x, y, r.w).copy_from_slice(fb.row(r.x, y, r.w));
+                    }
+                }
+                for r in damage {
+                    st.damage.add(r);
+                }
+                st.updates += 1;
+                updated = true;
+            }
+            Event::Resized { width, height } => {
+                if let Some(server) = st.server.as_mut() {
+                    server.width = width;
+                    server.height = height;
+                }
+                st.log(false, format!("the server resized the screen to {width}x{height}"));
+            }
+            Event::PointerType { absolute } => {
+                st.absolute = absolute;
+                st.log(false, format!("pointer type {}", if absolute { "absolute" } else { "relative" }));
+            }
+            Event::LedState(leds) => st.log(false, format!("led state {leds}")),
+            Event::ExtKeyEvents => {
+                st.ext_key_events = true;
+                st.log(false, "the server accepts scancodes (QEMU extended key events); typing uses them".into());
+            }
+            Event::Connected | Event::Bell | Event::CutText(_) | Event::Cursor(_) => {}
+        }
+    }
+    st.messages = session.messages_received();
+    drop(st);
+    if updated {
+        shared.changed.notify_all();
+    }
+}
