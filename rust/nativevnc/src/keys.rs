@@ -117,6 +117,14 @@ fn name_keysyms(name: &str) -> Option<Vec<u32>> {
     }
 }
 
+/// os-autoinst's `keymap` as its `init_x11_keymap` builds it: every key name with its keysyms (one, or
+/// Shift_L and one). Characters are the printable ASCII ones; os-autoinst's entries for Latin-1 characters
+/// are never reachable through its `map_and_send_key` and are left out.
+pub fn keymap() -> Vec<(String, Vec<u32>)> {
+    let names = NAMED_KEYS.iter().map(|(n, _)| n.to_string()).chain((0x1e..=0x7fu8).map(|b| char::from(b).to_string()));
+    names.filter_map(|n| name_keysyms(&n).map(|k| (n, k))).collect()
+}
+
 /// The error os-autoinst's `die_on_invalid_mapping` raises for an unknown key name.
 fn no_map(name: &str) -> Error {
     Error::usage(format!("No map for '{name}' - layouts other than en-us are not supported"))

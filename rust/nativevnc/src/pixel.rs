@@ -1,7 +1,7 @@
 //! Pixel formats and their conversion to the framebuffer's own format.
 //!
 //! The framebuffer stores every pixel as a `u32` `0x00RRGGBB` ([`Rgb`]), whatever format the server sends.
-//! A [`PixelReader`] turns wire pixels (`PIXEL` and the compressed `CPIXEL` of ZRLE/TRLE/Tight) into that
+//! A [`PixelReader`] turns wire pixels (`PIXEL` and the compressed `CPIXEL` of ZRLE and TRLE) into that
 //! form; the common case, 32-bit little-endian B,G,R,X, is a plain copy.
 
 use crate::codec::{Put, Reader};
@@ -145,7 +145,7 @@ impl PixelFormat {
     }
 
     /// Where the colour bits of a 32-bit true-colour pixel of depth <= 24 sit, if they fit in three bytes;
-    /// such a format sends 3-byte compressed pixels (CPIXEL, TPIXEL).
+    /// such a format sends 3-byte compressed pixels (CPIXEL).
     fn packed_bytes(&self) -> Option<Packed> {
         if !(self.true_colour && self.bits_per_pixel == 32 && self.depth <= 24) {
             return None;
@@ -163,7 +163,7 @@ impl PixelFormat {
         }
     }
 
-    /// Size of a compressed pixel (CPIXEL/TPIXEL) in this format.
+    /// Size of a compressed pixel (CPIXEL) in this format.
     pub fn cpixel_size(&self) -> usize {
         if self.packed_bytes().is_some() {
             3
@@ -292,7 +292,8 @@ impl PixelReader {
         }
     }
 
-    /// One compressed pixel (ZRLE/TRLE `CPIXEL`, Tight `TPIXEL`); `src` holds [`Self::cpixel_size`] bytes.
+    /// One compressed pixel (ZRLE/TRLE `CPIXEL`; Tight's `TPIXEL` is R,G,B and read by its decoder);
+    /// `src` holds [`Self::cpixel_size`] bytes.
     pub fn cpixel(&self, src: &[u8]) -> Rgb {
         match (self.packed, self.format.big_endian) {
             (None, _) => self.pixel(src),

@@ -357,13 +357,15 @@ impl Open {
         let (x, y, w, h) = (r.u16()?, r.u16()?, r.u16()?, r.u16()?);
         let encoding = r.i32()?;
         let area = Rect::new(x, y, w, h);
-        if decode::is_pixel_encoding(encoding) && !(area.is_empty() && encoding > 0) {
+        // Some servers (addrlink) send empty rectangles without payload; os-autoinst skips them, and so does
+        // this client, except for Tight, whose control byte is always sent.
+        let skipped = area.is_empty() && encoding > 0 && encoding != enc::TIGHT;
+        if decode::is_pixel_encoding(encoding) && !skipped {
             self.fb.check(&area, enc::name(encoding))?;
             self.set_current(Some(RectInProgress { rect: area, encoding, resume: Resume::default() }));
             return Ok(());
         }
         match encoding {
-            // Some servers (addrlink) send empty rectangles without payload; os-autoinst skips them too.
             _ if decode::is_pixel_encoding(encoding) => {}
             enc::LAST_RECT => {
                 self.incoming = Incoming::Update { remaining: 0, rect: None };

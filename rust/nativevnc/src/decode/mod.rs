@@ -216,7 +216,6 @@ pub(crate) mod testutil {
 
     use super::*;
     use crate::pixel::PixelFormat;
-    use std::io::Write;
 
     pub struct Harness {
         pub pixels: PixelReader,
@@ -289,19 +288,29 @@ pub(crate) mod testutil {
     }
 
     /// A zlib stream with a sync flush after each chunk, as VNC servers send it.
-    pub struct Deflater(flate2::write::ZlibEncoder<Vec<u8>>);
+    pub struct Deflater(flate2::Compress);
 
     impl Default for Deflater {
         fn default() -> Self {
-            Deflater(flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default()))
+            Deflater(flate2::Compress::new(flate2::Compression::default(), true))
         }
     }
 
     impl Deflater {
         pub fn chunk(&mut self, data: &[u8]) -> Vec<u8> {
-            self.0.write_all(data).unwrap();
-            self.0.flush().unwrap();
-            std::mem::take(self.0.get_mut())
+            let mut out = Vec::with_capacity(data.len() + 1024);
+            let mut used = 0;
+            loop {
+                if out.len() == out.capacity() {
+                    out.reserve(out.capacity().max(1024));
+                }
+                let before = self.0.total_in();
+                self.0.compress_vec(&data[used..], &mut out, flate2::FlushCompress::Sync).unwrap();
+                used += (self.0.total_in() - before) as usize;
+                if used == data.len() && out.len() < out.capacity() {
+                    return out;
+                }
+            }
         }
     }
 }

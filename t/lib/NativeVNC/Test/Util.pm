@@ -142,6 +142,7 @@ C<"$what did not finish within ${timeout}s"> when the alarm fires. Re-arms an ou
 =cut
 
 sub with_timeout ($timeout, $what, $code) {
+    my $want_list = wantarray;
     my $start = time;
     my $outer = alarm 0;
     my $marker = "nativevnc-timeout-" . int(rand(1e9)) . "\n";
@@ -149,7 +150,7 @@ sub with_timeout ($timeout, $what, $code) {
     {
         local $SIG{ALRM} = sub { die $marker };
         alarm(int($timeout) > 0 ? int($timeout) : 1);
-        $ok = eval { @result = wantarray ? $code->() : scalar $code->(); 1 };
+        $ok = eval { @result = $want_list ? $code->() : scalar $code->(); 1 };
         $error = $@;
         alarm 0;
     }
@@ -159,7 +160,7 @@ sub with_timeout ($timeout, $what, $code) {
     }
     croak "$what did not finish within ${timeout}s" if !$ok && $error eq $marker;
     die $error unless $ok;
-    return wantarray ? @result : $result[0];
+    return $want_list ? @result : $result[0];
 }
 
 =head2 spawn_group(\@command, %opt)

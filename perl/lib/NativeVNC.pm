@@ -1,0 +1,175 @@
+package NativeVNC;
+
+use v5.36;
+
+our $VERSION = '0.01';
+
+require XSLoader;
+XSLoader::load('NativeVNC', $VERSION);
+
+# The XS packages booted above check their own $VERSION against the module's.
+$NativeVNC::Client::VERSION = $NativeVNC::Image::VERSION = $VERSION;
+
+require NativeVNC::Error;
+require NativeVNC::Image;
+
+1;
+
+__END__
+
+=head1 NAME
+
+NativeVNC - a VNC client with a Rust core: the low-level session API
+
+=head1 SYNOPSIS
+
+    use NativeVNC;
+
+    my $client = NativeVNC::Client->new;
+    my $status = $client->connect({host => '127.0.0.1', port => 5901, password => 'secret'});
+    $client->request_update(0);
+    $client->wait_update(5) or die 'no screen update within 5 s';
+    my ($updates, $messages) = $client->poll;
+    for my $rect ($client->take_damage) {
+        my ($x, $y, $w, $h, $pixels) = @$rect;    # B,G,R,0 per pixel
+    }
+    $client->key($_, 1) for NativeVNC::key_chord('ctrl-alt-f2');
+    $client->snapshot->write('screen.png');
+
+=head1 DESCRIPTION
+
+This is the thin layer over the Rust core. Most users want L<consoles::NativeVNC>, the drop-in
+replacement for os-autoinst's C<consoles::VNC> built on it.
+
+A connection runs in a background thread of the core that reads and decodes whatever the server sends;
+calls from Perl only collect what arrived, queue input, or wait with a timeout. Complete framebuffer
+updates are published atomically: a caller never sees half an update.
+
+Every failure dies with a L<NativeVNC::Error> object that has a C<kind> (C<connect>, C<auth>,
+C<protocol>, C<timeout>, C<usage>, C<internal>) and a C<message>. Messages never contain the password.
+
+A client created before C<fork> belongs to the parent: in the child every call fails with a C<usage>
+error; create a new client there.
+
+=head1 FUNCTIONS
+
+=head2 key_chord($keys)
+
+The X11 keysyms of an os-autoinst key chord (C<ctrl-alt-f2>, C<ret>, C<A>, C<@>) in press order, exactly
+as os-autoinst's C<consoles::VNC> maps them (shifted characters are preceded by shift). Dies with
+C<No map for 'KEY' - layouts other than en-us are not supported> for unknown names.
+
+=head2 key_map
+
+os-autoinst's C<keymap> hash as its C<init_x11_keymap> builds it: key name to keysym, or to
+C<[shift, keysym]>.
+
+=head2 default_encodings
+
+The encoding numbers offered when none are given, in order of preference.
+
+=head1 NativeVNC::Client METHODS
+
+=head2 new
+
+A client without a connection.
+
+=head2 connect(\%options)
+
+Connects and runs the RFB handshake, blocking for at most C<connect_timeout> seconds; returns the
+status (see L</status>). Closes any previous connection of this client. Options:
+
+=over
+
+=item host, port
+
+Server address (default localhost:5900).
+
+=item password
+
+For VNC authentication; the server's choice of security type decides whether it is used.
+
+=item connect_timeout
+
+Seconds allowed for the TCP connection and the handshake (default 20).
+
+=item io_timeout
+
+Seconds a half-received message or a write may stall before the connection counts as broken (default 60).
+
+=item encodings
+
+Array reference of encoding numbers in order of preference (default: ZRLE, Hextile, Zlib, CopyRect, RRE,
+Raw and the pseudo-encodings DesktopSize, ExtendedDesktopSize, LastRect, QEMU pointer type, QEMU LED
+state, QEMU extended key event).
+
+=item depth
+
+0 (default) asks the server for 32-bit true colour; 8, 15, 16, 24 or 32 ask for os-autoinst's pixel
+format of that depth.
+
+=item keep_server_format
+
+True: send no SetPixelFormat and decode the server's own format.
+
+=item shared
+
+ClientInit's shared flag (default true).
+
+=item scancode_keys
+
+Type with scancodes (QEMU extended key events) when the server offers them (default true).
+
+=back
+
+=head2 disconnect
+
+Closes the connection. Input queued but not sent yet is kept for the next connection.
+
+=head2 status
+
+A hash reference: C<connected>, C<rfb_minor> (the RFB version spoken is 3.C<rfb_minor>), C<width>, C<height>, C<absolute> (the server reported an absolute
+pointer), C<scancodes> (keys are sent as scancodes).
+
+=head2 poll
+
+C<($updates, $messages)>: framebuffer updates completed and server messages started since the previous
+poll. Dies with the connection's error (kind C<protocol> or C<timeout>) once it has broken and no update
+is left to report.
+
+=head2 wait_update($seconds)
+
+Waits until an update is published; true if one arrived within C<$seconds>.
+
+=head2 take_damage
+
+The rectangles changed since the last call, each C<[$x, $y, $w, $h, $pixels]>, C<$pixels> holding
+C<$w * $h> pixels of 4 bytes (blue, green, red, 0), row after row. This is the format
+C<< tinycv::new_vncinfo(0, 1, 4, 255, 16, 255, 8, 255, 0) >> describes.
+
+=head2 key($keysym, $down)
+
+Queues a key event. With a server that accepts QEMU extended key events, it carries the key's US
+scancode.
+
+=head2 pointer($buttons, $x, $y)
+
+Queues a pointer event (coordinates clamped to 0..65535).
+
+=head2 request_update($incremental, $x, $y, $w, $h)
+
+Queues a FramebufferUpdateRequest; without a rectangle, for the whole screen.
+
+=head2 take_log
+
+Log lines the connection produced since the last call, each C<[$is_warning, $message]>.
+
+=head2 snapshot
+
+A L<NativeVNC::Image> copy of the current screen.
+
+=head1 SEE ALSO
+
+L<consoles::NativeVNC>, L<NativeVNC::Image>, L<NativeVNC::Error>.
+
+=cut

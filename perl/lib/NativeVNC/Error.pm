@@ -1,0 +1,34 @@
+package NativeVNC::Error;
+
+use v5.36;
+use overload '""' => sub ($self, @) { $self->{message} }, fallback => 1;
+
+sub kind ($self) { $self->{kind} }
+sub message ($self) { $self->{message} }
+
+1;
+
+__END__
+
+=head1 NAME
+
+NativeVNC::Error - what the Rust core dies with
+
+=head1 SYNOPSIS
+
+    eval { $client->connect({host => 'localhost', port => 5901}) };
+    if (ref $@ && $@->isa('NativeVNC::Error') && $@->kind eq 'connect') { ... }
+
+=head1 METHODS
+
+=head2 kind
+
+One of C<connect> (the server could not be reached), C<auth> (credentials rejected), C<protocol> (the
+stream broke: a protocol violation, the server closing the connection, an I/O error), C<timeout>,
+C<usage> (a bad argument, an unknown key name) and C<internal> (a bug in the core, caught).
+
+=head2 message
+
+What went wrong, in words; stringification gives the same.
+
+=cut

@@ -1,0 +1,438 @@
+package consoles::NativeVNC;
+
+use v5.36;
+use List::Util 'min';
+use Time::HiRes ();
+
+use NativeVNC;
+use NativeVNC::Exception;
+use NativeVNC::Socket;
+
+our $VERSION = $NativeVNC::VERSION;
+
+# Whether the framebuffer is a tinycv::Image (os-autoinst's image library) or a NativeVNC::Image. Decided on
+# first use; tests may set it.
+our $USE_TINYCV;
+
+# The attributes of os-autoinst's consoles::VNC, plus `encodings` (ours). Accessors chain like Mojo::Base's:
+# without an argument they get, with one they set and return the object.
+my @ATTRIBUTES = qw(description hostname port username password name width height depth
+  no_endian_conversion _pixinfo _colourmap _framebuffer _rfb_version screen_on
+  _bpp _true_colour _do_endian_conversion absolute ikvm keymap _last_update_received
+  _last_update_requested check_vnc_stalls _vnc_stalled vncinfo old_ikvm dell
+  vmware_vnc_over_ws_url original_hostname jpeg encodings);
+
+for my $name (@ATTRIBUTES) {
+    no strict 'refs';
+    *{$name} = sub ($self, @value) {
+        return $self->{$name} unless @value;
+        $self->{$name} = $value[0];
+        return $self;
+    };
+}
+
+use constant {
+    ENCODING_ZRLE => 16,
+    ENCODING_TIGHT => 7,
+    ENCODING_JPEG_QUALITY_8 => -24,
+};
+
+sub new ($class, @args) {
+    my %args = @args == 1 && ref $args[0] eq 'HASH' ? %{$args[0]} : @args;
+    return bless \%args, $class;
+}
+
+sub _var ($name) { no warnings 'once'; $bmwqemu::vars{$name} }
+
+sub _diag ($message) {
+    return bmwqemu::diag($message) if defined &bmwqemu::diag;
+    print STDERR "$message\n" if $ENV{NATIVEVNC_DEBUG};
+}
+
+sub _warn ($message) {
+    return bmwqemu::fctwarn($message) if defined &bmwqemu::fctwarn;
+    warn "$message\n";
+}
+
+sub _throw ($kind, $message) { NativeVNC::Exception::class_for($kind)->throw(error => $message) }
+
+sub _use_tinycv () {
+    $USE_TINYCV //= eval { require tinycv; 1 } ? 1 : 0;
+}
+
+# The client of this process: one created before a fork belongs to the parent.
+sub _client ($self) {
+    return $self->{_client} if $self->{_client} && $self->{_client_pid} == $$;
+    $self->{_client_pid} = $$;
+    return $self->{_client} = NativeVNC::Client->new;
+}
+
+sub _open_client ($self) {
+    my $client = $self->{_client};
+    return $client if $client && $self->{_client_pid} == $$;
+    die "The VNC connection is not open (socket does not exist). Probably your backend instance could not start or died.\n";
+}
+
+sub _connected ($self) {
+    my $client = $self->{_client};
+    return $client && $self->{_client_pid} == $$ && $client->status->{connected};
+}
+
+sub _disconnect ($self) {
+    $self->{_client}->disconnect if $self->{_client} && $self->{_client_pid} == $$;
+    $self->{socket} = undef;
+}
+
+# os-autoinst closes the connection through the socket: socket(undef) and close($vnc->socket) both work.
+sub socket ($self, @value) {
+    return $self->{socket} unless @value;
+    $self->_disconnect unless defined $value[0];
+    $self->{socket} = $value[0];
+    return $self;
+}
+
+# The encodings to offer: the `encodings` attribute, or the core's defaults adjusted for `dell` (no ZRLE,
+# iDRAC's duplicates frames) and `jpeg` (Tight with JPEG quality 8 first), as os-autoinst does.
+sub _encodings ($self) {
+    return $self->encodings if $self->encodings;
+    my @encodings = NativeVNC::default_encodings();
+    @encodings = grep { $_ != ENCODING_ZRLE } @encodings if $self->dell;
+    unshift @encodings, ENCODING_TIGHT, ENCODING_JPEG_QUALITY_8 if $self->jpeg;
+    return \@encodings;
+}
+
+sub login ($self, $connect_timeout = undef, $timeout = undef) {
+    _throw(VNCSetupError => 'consoles::NativeVNC does not support Supermicro iKVM (ikvm); use consoles::VNC')
+      if $self->ikvm;
+    $self->width(0);
+    $self->height(0);
+    $self->screen_on(1);
+    $self->_last_update_received(0);
+    $self->_last_update_requested(0);
+    $self->_vnc_stalled(0);
+    $self->check_vnc_stalls(1);
+
+    my $hostname = $self->hostname || 'localhost';
+    my $port = $self->port || 5900;
+    my $description = $self->description || 'VNC server';
+    my $is_local = $hostname =~ /\A(?:localhost|127\.0\.0\.\d+|::1)\z/;
+    $connect_timeout //= $is_local ? _var('VNC_CONNECT_TIMEOUT_LOCAL') // 20 : _var('VNC_CONNECT_TIMEOUT_REMOTE') // 240;
+    $timeout //= $is_local ? _var('VNC_TIMEOUT_LOCAL') // 60 : _var('VNC_TIMEOUT_REMOTE') // 60;
+    my $connect_sleep = _var('VNC_CONNECT_SLEEP') // 1;
+
+    my $client = $self->_client;
+    $self->{socket} = undef;
+    my %options = (
+        host => $hostname,
+        port => $port,
+        password => $self->password,
+        connect_timeout => $timeout,
+        io_timeout => $timeout,
+        encodings => $self->_encodings,
+        depth => $self->depth // 0,
+    );
+    my $endtime = Time::HiRes::time + $connect_timeout;
+    my $failures = 0;
+    my $status;
+    until ($status) {
+        $status = eval { $client->connect(\%options) };
+        next if $status;
+        my $e = $@;
+        die $e unless ref $e && $e->isa('NativeVNC::Error');
+        my $message = "Error connecting to $description <$hostname:$port>: " . $e->message;
+        _throw(VNCSetupError => $message) unless $e->kind eq 'connect' || $e->kind eq 'timeout';
+        ++$failures;
+        _throw(VNCSetupError => $message) if Time::HiRes::time > $endtime;
+        # The server may simply not be up yet (qemu starting): the first failures are expected.
+        _warn($message) if $failures > 2;
+        Time::HiRes::sleep($connect_sleep);
+    }
+    $self->width($status->{width});
+    $self->height($status->{height});
+    $self->absolute($status->{absolute});
+    $self->_rfb_version('003.00' . $status->{rfb_minor});
+    $self->_bpp(32);
+    $self->_true_colour(1);
+    $self->_do_endian_conversion(0);
+    $self->{socket} = NativeVNC::Socket->new($self);
+    my $fb = $self->_framebuffer;
+    $self->_framebuffer(undef) if $fb && ($fb->xres != $self->width || $fb->yres != $self->height);
+    $self->_flush_log;
+    return;
+}
+
+sub _flush_log ($self) {
+    return unless $self->{_client};
+    for my $line ($self->{_client}->take_log) {
+        my ($warning, $message) = @$line;
+        $warning ? _warn($message) : _diag($message);
+    }
+}
+
+sub _new_image ($self, $width, $height) {
+    return NativeVNC::Image->new($width, $height) unless _use_tinycv();
+    $self->vncinfo(tinycv::new_vncinfo(0, 1, 4, 255, 16, 255, 8, 255, 0)) unless $self->vncinfo;
+    return tinycv::new($width, $height);
+}
+
+# Copies the rectangles that changed into the framebuffer image (only those).
+sub _apply_damage ($self) {
+    my @rects = $self->_open_client->take_damage;
+    return unless @rects;
+    my $status = $self->{_client}->status;
+    $self->width($status->{width});
+    $self->height($status->{height});
+    $self->absolute($status->{absolute});
+    my $fb = $self->_framebuffer;
+    unless ($fb && $fb->xres == $status->{width} && $fb->yres == $status->{height}) {
+        $fb = $self->_new_image($status->{width}, $status->{height});
+        $self->_framebuffer($fb);
+    }
+    if (_use_tinycv()) {
+        my $info = $self->vncinfo;
+        $fb->map_raw_data($_->[4], @$_[0 .. 3], $info) for @rects;
+    }
+    else {
+        $fb->blit(@$_) for @rects;
+    }
+}
+
+# Collects what arrived since the last call; true if at least one framebuffer update did. A broken stream
+# is logged and followed by a new login, as os-autoinst does.
+sub update_framebuffer ($self) {
+    my ($updates, $messages) = eval { $self->_open_client->poll };
+    if (my $e = $@) {
+        die $e unless ref $e && $e->isa('NativeVNC::Error') && ($e->kind eq 'protocol' || $e->kind eq 'timeout');
+        $self->_flush_log;
+        _warn('Error in VNC protocol - relogin: ' . $e->message);
+        $self->login;
+        return 0;
+    }
+    $self->_vnc_stalled(0) if $messages;
+    if ($updates) {
+        $self->_last_update_received(Time::HiRes::time);
+        $self->_apply_damage;
+    }
+    $self->_flush_log;
+    return $updates ? 1 : 0;
+}
+
+sub _send_frame_buffer ($self, $args) {
+    $self->_open_client->request_update($args->{incremental} ? 1 : 0, @{$args}{qw(x y width height)});
+    return 1;
+}
+
+# A FramebufferUpdateRequest, with os-autoinst's stall detection: no update for 2 s brings a small forced
+# update request, no update for VNC_STALL_THRESHOLD seconds after that a new login.
+sub send_update_request ($self, $incremental = undef) {
+    my $threshold = _var('VNC_STALL_THRESHOLD') // 4;
+    my $since_last_update = Time::HiRes::time - ($self->_last_update_received // 0);
+    if ($self->_framebuffer && $self->check_vnc_stalls) {
+        if ($self->_vnc_stalled && $since_last_update > $threshold) {
+            $self->_last_update_received(0);
+            _diag(sprintf('considering VNC stalled, no update for %.2f seconds', $since_last_update));
+            $self->_disconnect;
+            return $self->login;
+        }
+        if ($since_last_update > 2) {
+            $self->send_forced_update_request;
+            $self->_vnc_stalled(1);
+        }
+    }
+    $incremental = $self->_framebuffer && $self->_last_update_received ? 1 : 0 unless defined $incremental;
+    return $self->_send_frame_buffer(
+        {incremental => $incremental, x => 0, y => 0, width => $self->width, height => $self->height});
+}
+
+# A 16x16 non-incremental request: a live sign even when nothing on the screen changes.
+sub send_forced_update_request ($self) {
+    $self->_last_update_requested(Time::HiRes::time);
+    return $self->_send_frame_buffer({incremental => 0, x => 0, y => 0, width => 16, height => 16});
+}
+
+sub _send_key_event ($self, $down_flag, $keysym) { $self->_open_client->key($keysym, $down_flag ? 1 : 0) }
+sub send_key_event_down ($self, $keysym) { $self->_send_key_event(1, $keysym) }
+sub send_key_event_up ($self, $keysym) { $self->_send_key_event(0, $keysym) }
+
+# Presses the keys of a chord in order, then releases them in reverse order. $down_flag undef: press and
+# release; 1: press only; 0: release only. Each press is held for a short time (at most 8 ms), the rest of
+# $press_release_delay follows the release, so that long presses do not repeat keys.
+sub map_and_send_key ($self, $keys, $down_flag, $press_release_delay) {
+    die "need delay" unless $press_release_delay;
+    my @keysyms = eval { NativeVNC::key_chord($keys) };
+    die $@->message . "\n" if ref $@;
+    die $@ if $@;
+    my $down_delay = min($press_release_delay * 0.5, 0.008);
+    my $up_delay = $press_release_delay - $down_delay;
+    if (!defined $down_flag || $down_flag == 1) {
+        for my $keysym (@keysyms) {
+            $self->send_key_event_down($keysym);
+            Time::HiRes::sleep($down_delay);
+        }
+    }
+    if (!defined $down_flag || $down_flag == 0) {
+        for my $keysym (reverse @keysyms) {
+            $self->send_key_event_up($keysym);
+            Time::HiRes::sleep($up_delay);
+        }
+    }
+    return;
+}
+
+sub shift_keys () {
+    return {
+        '~' => '`', '!' => '1', '@' => '2', '#' => '3', '$' => '4', '%' => '5', '^' => '6', '&' => '7', '*' => '8',
+        '(' => '9', ')' => '0', '_' => 'minus', '+' => '=', '{' => '[', '}' => ']', '|' => '\\', ':' => ';',
+        '"' => '\'', '<' => ',', '>' => '.', '?' => '/',
+    };
+}
+
+sub die_on_invalid_mapping ($key) {
+    die "No map for '$key' - layouts other than en-us are not supported\n";
+}
+
+# Fills `keymap` with os-autoinst's key names and their keysyms (a keysym, or [shift, keysym]).
+sub init_x11_keymap ($self) {
+    return if $self->keymap;
+    $self->keymap(NativeVNC::key_map());
+    return;
+}
+
+sub send_pointer_event ($self, $button_mask, $x, $y) {
+    _diag("send_pointer_event $button_mask, $x, $y, " . ($self->absolute // 0));
+    $self->_open_client->pointer($button_mask, $x, $y);
+    return 1;
+}
+
+sub mouse_move_to ($self, $x, $y) { $self->send_pointer_event(0, $x, $y) }
+
+sub mouse_click ($self, $x, $y) {
+    $self->send_pointer_event(1, $x, $y);
+    $self->send_pointer_event(0, $x, $y);
+}
+
+sub mouse_right_click ($self, $x, $y) {
+    $self->send_pointer_event(4, $x, $y);
+    $self->send_pointer_event(0, $x, $y);
+}
+
+1;
+
+__END__
+
+=head1 NAME
+
+consoles::NativeVNC - drop-in replacement for os-autoinst's consoles::VNC, with a Rust core
+
+=head1 SYNOPSIS
+
+    use consoles::NativeVNC;
+
+    my $vnc = consoles::NativeVNC->new({hostname => '127.0.0.1', port => 5901, password => $pw});
+    $vnc->login;
+    $vnc->send_update_request;
+    $vnc->update_framebuffer;
+    my $screen = $vnc->_framebuffer;              # a tinycv::Image inside os-autoinst
+    $vnc->map_and_send_key('ctrl-alt-f2', undef, 1 / 30);
+    $vnc->mouse_click(100, 200);
+
+=head1 DESCRIPTION
+
+An object with the interface and the semantics of os-autoinst's C<consoles::VNC>, so that
+C<consoles::vnc_base> and the backends can use it in its place. The RFB protocol, decoding and the socket
+live in the Rust core (L<NativeVNC>): a background thread keeps reading and decoding, and
+L</update_framebuffer> only copies the rectangles that changed into the framebuffer image.
+
+Differences from C<consoles::VNC> worth knowing:
+
+=over
+
+=item *
+
+More encodings (Hextile, Zlib, CopyRect, RRE; Tight with C<jpeg>), and typing with scancodes where QEMU
+offers extended key events, so that typing does not depend on the server's keymap.
+
+=item *
+
+A login failure is always an C<OpenQA::Exception::VNCSetupError> (C<consoles::VNC> dies with plain strings
+for handshake and authentication errors), so C<select_console> reports it instead of killing the backend.
+A server closing the connection is a protocol error followed by a new login (C<consoles::VNC> ignores
+it until its stall detection fires).
+
+=item *
+
+Supermicro iKVM (C<ikvm>) is not supported. C<no_endian_conversion> has no effect: pixels are always
+decoded in the format the server declares.
+
+=back
+
+=head1 ATTRIBUTES
+
+C<description hostname port username password socket name width height depth no_endian_conversion
+_framebuffer _rfb_version screen_on _bpp _true_colour _do_endian_conversion absolute ikvm keymap
+_last_update_received _last_update_requested check_vnc_stalls _vnc_stalled vncinfo old_ikvm dell
+vmware_vnc_over_ws_url original_hostname jpeg>, as in C<consoles::VNC>, and:
+
+=over
+
+=item encodings
+
+An array reference of encoding numbers to offer, in order of preference, instead of the default list.
+
+=back
+
+=head2 socket
+
+A L<NativeVNC::Socket> handle while connected: C<close($vnc-E<gt>socket)> and C<$vnc-E<gt>socket-E<gt>close>
+close the connection; C<socket(undef)> does too.
+
+=head1 METHODS
+
+=head2 login($connect_timeout, $timeout)
+
+Connects and logs in, retrying refused or timed-out connections every C<VNC_CONNECT_SLEEP> seconds (default
+1) for C<$connect_timeout> seconds (default C<VNC_CONNECT_TIMEOUT_LOCAL> // 20 for localhost,
+C<VNC_CONNECT_TIMEOUT_REMOTE> // 240 otherwise); warns from the third failure on. C<$timeout> (default
+C<VNC_TIMEOUT_LOCAL>/C<VNC_TIMEOUT_REMOTE> // 60) bounds one attempt and any stall in the middle of a
+message later. Throws C<VNCSetupError> when the time is up or the server refuses the login.
+
+=head2 update_framebuffer
+
+Collects what arrived; returns true if a framebuffer update did. On a broken stream logs
+C<Error in VNC protocol - relogin: ...> and logs in again.
+
+=head2 send_update_request($incremental)
+
+Requests an update of the whole screen (incremental unless there is no screen yet), with os-autoinst's
+stall detection while C<check_vnc_stalls> is true: after 2 s without an update a forced 16x16 request,
+after C<VNC_STALL_THRESHOLD> (default 4) more seconds a new login.
+
+=head2 send_forced_update_request
+
+A non-incremental request for the top-left 16x16 pixels.
+
+=head2 map_and_send_key($keys, $down_flag, $press_release_delay)
+
+Sends a key chord such as C<ctrl-alt-f2> with os-autoinst's key names: presses in order, releases in
+reverse. C<$down_flag> undef presses and releases, 1 only presses, 0 only releases. Dies with
+C<No map for 'KEY' - layouts other than en-us are not supported> for unknown keys.
+
+=head2 send_key_event_down($keysym), send_key_event_up($keysym)
+
+One key event.
+
+=head2 send_pointer_event($button_mask, $x, $y), mouse_move_to($x, $y), mouse_click($x, $y), mouse_right_click($x, $y)
+
+Pointer events in framebuffer coordinates.
+
+=head2 send_key_event_down, send_key_event_up, init_x11_keymap, shift_keys, die_on_invalid_mapping
+
+As in C<consoles::VNC>.
+
+=head1 VARIABLES
+
+Read from C<%bmwqemu::vars>: C<VNC_CONNECT_TIMEOUT_LOCAL>, C<VNC_CONNECT_TIMEOUT_REMOTE>,
+C<VNC_TIMEOUT_LOCAL>, C<VNC_TIMEOUT_REMOTE>, C<VNC_CONNECT_SLEEP>, C<VNC_STALL_THRESHOLD>, with
+os-autoinst's meanings and defaults.
+
+=cut

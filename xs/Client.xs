@@ -1,0 +1,233 @@
+/* Package NativeVNC::Client: one VNC connection of the Rust core (see NativeVNC.pm for the API). */
+#define PERL_NO_GET_CONTEXT
+#include "EXTERN.h"
+#include "perl.h"
+#include "XSUB.h"
+
+#include "glue.h"
+
+static SV *
+nvx_opt(pTHX_ HV *hv, const char *key)
+{
+    SV **v = hv_fetch(hv, key, (I32)strlen(key), 0);
+    return v && SvOK(*v) ? *v : NULL;
+}
+
+static uint32_t
+nvx_ms(pTHX_ HV *hv, const char *key, double dflt)
+{
+    SV *v = nvx_opt(aTHX_ hv, key);
+    double s = v ? SvNV(v) : dflt;
+    if (s < 0.001)
+        s = 0.001;
+    if (s > 4000000.0)
+        s = 4000000.0;
+    return (uint32_t)(s * 1000.0);
+}
+
+static HV *
+nvx_status_hv(pTHX_ const nv_status *st)
+{
+    HV *hv = newHV();
+    (void)hv_stores(hv, "connected", newSViv(st->connected));
+    (void)hv_stores(hv, "rfb_minor", newSViv(st->rfb_minor));
+    (void)hv_stores(hv, "absolute", newSViv(st->absolute));
+    (void)hv_stores(hv, "scancodes", newSViv(st->scancodes));
+    (void)hv_stores(hv, "width", newSVuv(st->width));
+    (void)hv_stores(hv, "height", newSVuv(st->height));
+    return hv;
+}
+
+/* take_damage's sink: a new string of len bytes for each rectangle, kept as [x, y, w, h, $bytes]. */
+static uint8_t *
+nvx_rect_buffer(void *ctx, uint16_t x, uint16_t y, uint16_t w, uint16_t h, size_t len)
+{
+    dTHX;
+    AV *rects = (AV *)ctx;
+    AV *rect = newAV();
+    SV *bytes = newSV(len ? len : 1);
+    SvPOK_on(bytes);
+    SvCUR_set(bytes, len);
+    av_push(rect, newSVuv(x));
+    av_push(rect, newSVuv(y));
+    av_push(rect, newSVuv(w));
+    av_push(rect, newSVuv(h));
+    av_push(rect, bytes);
+    av_push(rects, newRV_noinc((SV *)rect));
+    return (uint8_t *)SvPVX(bytes);
+}
+
+static void
+nvx_log_line(void *ctx, int32_t warning, const char *message, size_t len)
+{
+    dTHX;
+    AV *lines = (AV *)ctx;
+    AV *line = newAV();
+    av_push(line, newSViv(warning));
+    av_push(line, newSVpvn_utf8(message, len, 1));
+    av_push(lines, newRV_noinc((SV *)line));
+}
+
+MODULE = NativeVNC::Client    PACKAGE = NativeVNC::Client
+
+PROTOTYPES: DISABLE
+
+nv_client *
+new(const char *class)
+  CODE:
+    PERL_UNUSED_VAR(class);
+    RETVAL = nv_client_new();
+    if (!RETVAL)
+        croak("NativeVNC::Client: out of memory");
+  OUTPUT:
+    RETVAL
+
+void
+DESTROY(SV *self)
+  CODE:
+    if (SvROK(self)) {
+        nv_client_free(INT2PTR(nv_client *, SvIV(SvRV(self))));
+        sv_setiv(SvRV(self), 0);
+    }
+
+SV *
+connect(nv_client *c, HV *opts)
+  PREINIT:
+    nv_connect_options o;
+    nv_status st;
+    SV *v;
+    int32_t *encodings = NULL;
+  CODE:
+    Zero(&o, 1, nv_connect_options);
+    v = nvx_opt(aTHX_ opts, "host");
+    o.host = v ? SvPVutf8_nolen(v) : "localhost";
+    v = nvx_opt(aTHX_ opts, "port");
+    o.port = (uint16_t)(v ? SvUV(v) : 5900);
+    v = nvx_opt(aTHX_ opts, "password");
+    o.password = v ? SvPVutf8_nolen(v) : NULL;
+    o.connect_timeout_ms = nvx_ms(aTHX_ opts, "connect_timeout", 20);
+    o.io_timeout_ms = nvx_ms(aTHX_ opts, "io_timeout", 60);
+    v = nvx_opt(aTHX_ opts, "depth");
+    o.depth = (uint8_t)(v ? SvUV(v) : 0);
+    v = nvx_opt(aTHX_ opts, "keep_server_format");
+    o.keep_server_format = v && SvTRUE(v);
+    v = nvx_opt(aTHX_ opts, "shared");
+    o.shared = v ? SvTRUE(v) : 1;
+    v = nvx_opt(aTHX_ opts, "scancode_keys");
+    o.scancode_keys = v ? SvTRUE(v) : 1;
+    v = nvx_opt(aTHX_ opts, "encodings");
+    if (v) {
+        AV *av;
+        SSize_t i, n;
+        if (!SvROK(v) || SvTYPE(SvRV(v)) != SVt_PVAV)
+            croak("NativeVNC::Client::connect: encodings must be an array reference");
+        av = (AV *)SvRV(v);
+        n = av_top_index(av) + 1;
+        Newx(encodings, n ? n : 1, int32_t);
+        SAVEFREEPV(encodings);
+        for (i = 0; i < n; i++) {
+            SV **e = av_fetch(av, i, 0);
+            encodings[i] = e ? (int32_t)SvIV(*e) : 0;
+        }
+        o.encodings = encodings;
+        o.n_encodings = (size_t)n;
+    }
+    NVX_CHECK(nv_client_connect(c, &o, &st, &nvx_err));
+    RETVAL = newRV_noinc((SV *)nvx_status_hv(aTHX_ &st));
+  OUTPUT:
+    RETVAL
+
+void
+disconnect(nv_client *c)
+  CODE:
+    nv_client_disconnect(c);
+
+SV *
+status(nv_client *c)
+  PREINIT:
+    nv_status st;
+  CODE:
+    if (nv_client_status(c, &st) != 0)
+        croak("NativeVNC::Client::status failed");
+    RETVAL = newRV_noinc((SV *)nvx_status_hv(aTHX_ &st));
+  OUTPUT:
+    RETVAL
+
+void
+poll(nv_client *c)
+  PREINIT:
+    uint64_t updates = 0, messages = 0;
+  PPCODE:
+    NVX_CHECK(nv_client_poll(c, &updates, &messages, &nvx_err));
+    EXTEND(SP, 2);
+    mPUSHu((UV)updates);
+    mPUSHu((UV)messages);
+
+int
+wait_update(nv_client *c, double timeout)
+  PREINIT:
+    nv_error *err = NULL;
+  CODE:
+    if (timeout < 0)
+        timeout = 0;
+    if (timeout > 4000000.0)
+        timeout = 4000000.0;
+    RETVAL = nv_client_wait_update(c, (uint32_t)(timeout * 1000.0), &err);
+    if (RETVAL < 0)
+        nvx_croak(aTHX_ err);
+  OUTPUT:
+    RETVAL
+
+void
+take_damage(nv_client *c)
+  PREINIT:
+    AV *rects;
+    nv_error *err = NULL;
+    int64_t n;
+    SSize_t i;
+  PPCODE:
+    rects = (AV *)sv_2mortal((SV *)newAV());
+    n = nv_client_take_damage(c, nvx_rect_buffer, rects, &err);
+    if (n < 0)
+        nvx_croak(aTHX_ err);
+    EXTEND(SP, av_top_index(rects) + 1);
+    for (i = 0; i <= av_top_index(rects); i++)
+        PUSHs(sv_2mortal(SvREFCNT_inc(*av_fetch(rects, i, 0))));
+
+void
+key(nv_client *c, UV keysym, int down)
+  CODE:
+    NVX_CHECK(nv_client_key(c, (uint32_t)keysym, down, &nvx_err));
+
+void
+pointer(nv_client *c, int buttons, IV x, IV y)
+  CODE:
+    NVX_CHECK(nv_client_pointer(c, (uint8_t)buttons, (int64_t)x, (int64_t)y, &nvx_err));
+
+void
+request_update(nv_client *c, int incremental, UV x = 0, UV y = 0, UV w = 0, UV h = 0)
+  CODE:
+    NVX_CHECK(nv_client_request_update(c, incremental, (uint16_t)x, (uint16_t)y, (uint16_t)w, (uint16_t)h, &nvx_err));
+
+void
+take_log(nv_client *c)
+  PREINIT:
+    AV *lines;
+    SSize_t i;
+  PPCODE:
+    lines = (AV *)sv_2mortal((SV *)newAV());
+    nv_client_take_log(c, nvx_log_line, lines);
+    EXTEND(SP, av_top_index(lines) + 1);
+    for (i = 0; i <= av_top_index(lines); i++)
+        PUSHs(sv_2mortal(SvREFCNT_inc(*av_fetch(lines, i, 0))));
+
+nv_image *
+snapshot(nv_client *c)
+  PREINIT:
+    nv_error *err = NULL;
+  CODE:
+    RETVAL = nv_client_snapshot(c, &err);
+    if (!RETVAL)
+        nvx_croak(aTHX_ err);
+  OUTPUT:
+    RETVAL

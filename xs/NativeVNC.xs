@@ -1,0 +1,110 @@
+/* Package NativeVNC: boots the other packages' XS code and provides the key-name functions. */
+#define PERL_NO_GET_CONTEXT
+#include "EXTERN.h"
+#include "perl.h"
+#include "XSUB.h"
+
+#include "glue.h"
+
+XS_EXTERNAL(boot_NativeVNC__Client);
+XS_EXTERNAL(boot_NativeVNC__Image);
+
+/* Runs another package's boot function, as XSLoader would, discarding what it leaves on the stack. */
+static void
+nvx_boot(pTHX_ XSUBADDR_t boot, CV *cv, SV **mark)
+{
+    dSP;
+    PUSHMARK(mark);
+    boot(aTHX_ cv);
+    PUTBACK;
+}
+
+static const char *
+nvx_kind_name(int32_t kind)
+{
+    switch (kind) {
+    case 1: return "connect";
+    case 2: return "auth";
+    case 3: return "protocol";
+    case 4: return "timeout";
+    case 5: return "usage";
+    default: return "internal";
+    }
+}
+
+void
+nvx_croak(pTHX_ nv_error *err)
+{
+    HV *hv = newHV();
+    const char *kind = nvx_kind_name(err ? err->kind : 6);
+    (void)hv_stores(hv, "kind", newSVpv(kind, 0));
+    (void)hv_stores(hv, "message", newSVpv(err && err->message ? err->message : "unknown error", 0));
+    nv_error_free(err);
+    croak_sv(sv_2mortal(sv_bless(newRV_noinc((SV *)hv), gv_stashpvs("NativeVNC::Error", GV_ADD))));
+}
+
+/* key_map's callback: name => keysym, or name => [keysyms] for shifted keys. */
+static void
+nvx_key_map_entry(void *ctx, const char *name, size_t len, const uint32_t *keysyms, size_t n)
+{
+    dTHX;
+    HV *map = (HV *)ctx;
+    SV *value;
+    if (n == 1) {
+        value = newSVuv(keysyms[0]);
+    }
+    else {
+        AV *av = newAV();
+        size_t i;
+        for (i = 0; i < n; i++)
+            av_push(av, newSVuv(keysyms[i]));
+        value = newRV_noinc((SV *)av);
+    }
+    (void)hv_store(map, name, (I32)len, value, 0);
+}
+
+MODULE = NativeVNC    PACKAGE = NativeVNC
+
+PROTOTYPES: DISABLE
+
+BOOT:
+    nvx_boot(aTHX_ boot_NativeVNC__Client, cv, mark);
+    nvx_boot(aTHX_ boot_NativeVNC__Image, cv, mark);
+
+void
+key_chord(SV *keys)
+  PREINIT:
+    STRLEN len;
+    const char *s;
+    uint32_t syms[64];
+    size_t n = 0, i;
+  PPCODE:
+    s = SvPVutf8(keys, len);
+    NVX_CHECK(nv_key_chord(s, len, syms, 64, &n, &nvx_err));
+    EXTEND(SP, (SSize_t)n);
+    for (i = 0; i < n; i++)
+        mPUSHu(syms[i]);
+
+void
+default_encodings()
+  PREINIT:
+    int32_t list[64];
+    size_t n, i;
+  PPCODE:
+    n = nv_default_encodings(list, 64);
+    if (n > 64)
+        n = 64;
+    EXTEND(SP, (SSize_t)n);
+    for (i = 0; i < n; i++)
+        mPUSHi(list[i]);
+
+SV *
+key_map()
+  PREINIT:
+    HV *map;
+  CODE:
+    map = newHV();
+    nv_key_map(nvx_key_map_entry, map);
+    RETVAL = newRV_noinc((SV *)map);
+  OUTPUT:
+    RETVAL

@@ -1,0 +1,74 @@
+/* The C ABI of the Rust core (rust/nativevnc/src/ffi.rs). Functions returning int return 0 on success
+ * and -1 on failure with *err set; free it with nv_error_free. */
+#ifndef NATIVEVNC_H
+#define NATIVEVNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct nv_client nv_client;
+typedef struct nv_image nv_image;
+
+typedef struct {
+    int32_t kind; /* 1 connect, 2 auth, 3 protocol, 4 timeout, 5 usage, 6 internal */
+    char *message;
+} nv_error;
+
+typedef struct {
+    const char *host;
+    uint16_t port;
+    const char *password;
+    uint32_t connect_timeout_ms;
+    uint32_t io_timeout_ms;
+    const int32_t *encodings;
+    size_t n_encodings;
+    uint8_t depth;
+    uint8_t keep_server_format;
+    uint8_t shared;
+    uint8_t scancode_keys;
+} nv_connect_options;
+
+typedef struct {
+    uint8_t connected;
+    uint8_t rfb_minor;
+    uint8_t absolute;
+    uint8_t scancodes;
+    uint16_t width;
+    uint16_t height;
+} nv_status;
+
+typedef uint8_t *(*nv_pixel_sink_fn)(void *ctx, uint16_t x, uint16_t y, uint16_t w, uint16_t h, size_t len);
+typedef void (*nv_log_fn)(void *ctx, int32_t warning, const char *message, size_t len);
+
+void nv_error_free(nv_error *e);
+
+nv_client *nv_client_new(void);
+void nv_client_free(nv_client *c);
+int nv_client_connect(nv_client *c, const nv_connect_options *o, nv_status *out, nv_error **err);
+void nv_client_disconnect(nv_client *c);
+int nv_client_status(nv_client *c, nv_status *out);
+int nv_client_poll(nv_client *c, uint64_t *updates, uint64_t *messages, nv_error **err);
+int nv_client_wait_update(nv_client *c, uint32_t timeout_ms, nv_error **err);
+int64_t nv_client_take_damage(nv_client *c, nv_pixel_sink_fn sink, void *ctx, nv_error **err);
+int nv_client_key(nv_client *c, uint32_t keysym, int32_t down, nv_error **err);
+int nv_client_pointer(nv_client *c, uint8_t buttons, int64_t x, int64_t y, nv_error **err);
+int nv_client_request_update(nv_client *c, int32_t incremental, uint16_t x, uint16_t y, uint16_t w, uint16_t h,
+                             nv_error **err);
+void nv_client_take_log(nv_client *c, nv_log_fn f, void *ctx);
+nv_image *nv_client_snapshot(nv_client *c, nv_error **err);
+
+typedef void (*nv_key_map_fn)(void *ctx, const char *name, size_t len, const uint32_t *keysyms, size_t n);
+
+size_t nv_default_encodings(int32_t *out, size_t cap);
+void nv_key_map(nv_key_map_fn f, void *ctx);
+int nv_key_chord(const char *keys, size_t len, uint32_t *out, size_t cap, size_t *n, nv_error **err);
+
+nv_image *nv_image_new(uint32_t width, uint32_t height, nv_error **err);
+void nv_image_free(nv_image *img);
+void nv_image_size(nv_image *img, uint32_t *w, uint32_t *h);
+int nv_image_blit(nv_image *img, uint16_t x, uint16_t y, uint16_t w, uint16_t h, const uint8_t *data, size_t len,
+                  nv_error **err);
+int64_t nv_image_pixel(nv_image *img, uint32_t x, uint32_t y);
+int nv_image_write(nv_image *img, const char *path, nv_error **err);
+
+#endif
