@@ -1,1 +1,188 @@
-fn main() {}
+//! `nativevnc`: take a screenshot, type text or press keys on a VNC server from the shell.
+
+mod target;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use nativevnc::client::{Client, ConnectOptions};
+use nativevnc::config::Config;
+use nativevnc::encoding;
+use nativevnc::error::{Error, ErrorKind, Result};
+use nativevnc::handshake::Credentials;
+use nativevnc::image::Image;
+use nativevnc::keys;
+
+use target::Target;
+
+const AFTER_HELP: &str = "\
+URL: vnc://[:PASSWORD@]HOST[:PORT] (port 5900 if not given). Characters such as '@' in the password are
+percent-encoded (%40). The password can also come from the NATIVEVNC_PASSWORD environment variable,
+which keeps it out of the process list.
+
+Exit status: 0 success, 1 the server could not be reached or the connection failed, 2 usage error,
+3 authentication failed.";
+
+#[derive(Parser)]
+#[command(name = "nativevnc", version, about = "Screenshots, typing and keys over VNC", after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write the server's screen to a file (PNG, or PPM if the name ends in .ppm).
+    Screenshot {
+        #[command(flatten)]
+        server: Server,
+        /// The file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Seconds to wait for the screen after connecting.
+        #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+        timeout: f64,
+    },
+    /// Type text, character by character, as os-autoinst's type_string does ("\n" presses Return).
+    Type {
+        #[command(flatten)]
+        server: Server,
+        /// Keys per second.
+        #[arg(long, default_value_t = 30.0, value_name = "N")]
+        rate: f64,
+        /// The text to type.
+        text: String,
+    },
+    /// Press and release a key chord with os-autoinst's key names, such as ctrl-alt-f2 or ret.
+    Key {
+        #[command(flatten)]
+        server: Server,
+        /// Keys per second (the chord is held for one key's time).
+        #[arg(long, default_value_t = 30.0, value_name = "N")]
+        rate: f64,
+        /// The chord.
+        keys: String,
+    },
+}
+
+#[derive(Args)]
+struct Server {
+    /// The VNC server: vnc://[:PASSWORD@]HOST[:PORT].
+    #[arg(long, value_name = "URL")]
+    url: String,
+    /// Seconds to keep trying to connect.
+    #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
+    connect_timeout: f64,
+    /// Encodings to offer, by name or number, comma-separated (default: ZRLE, Hextile, Zlib, CopyRect,
+    /// RRE, Raw and the usual pseudo-encodings).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    encodings: Option<Vec<String>>,
+    #[arg(long, env = "NATIVEVNC_PASSWORD", hide_env_values = true, hide = true)]
+    password: Option<String>,
+}
+
+fn seconds(s: f64, what: &str) -> Result<Duration> {
+    Duration::try_from_secs_f64(s).map_err(|_| Error::usage(format!("{what} must be a non-negative number of seconds")))
+}
+
+/// Connects, retrying refused or timed-out attempts until the connect timeout is used up.
+fn connect(server: &Server) -> Result<Client> {
+    let target = Target::parse(&server.url, server.password.clone())?;
+    let mut config = Config::default();
+    if let Some(names) = &server.encodings {
+        config.encodings = names
+            .iter()
+            .map(|n| encoding::parse(n).ok_or_else(|| Error::usage(format!("unknown encoding '{n}'"))))
+            .collect::<Result<_>>()?;
+    }
+    let deadline = Instant::now() + seconds(server.connect_timeout, "--connect-timeout")?;
+    let mut client = Client::new();
+    loop {
+        let mut options = ConnectOptions::new(target.host.clone(), target.port);
+        options.credentials = Credentials::new(target.password.clone());
+        options.config = config.clone();
+        options.connect_timeout = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+        match client.connect(options) {
+            Ok(_) => return Ok(client),
+            Err(e) if matches!(e.kind(), ErrorKind::Connect | ErrorKind::Timeout) && Instant::now() < deadline => {
+                sleep(Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now())));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn screenshot(server: &Server, out: &PathBuf, timeout: f64) -> Result<()> {
+    let mut client = connect(server)?;
+    client.request_update(false, None)?;
+    if !client.wait_update(seconds(timeout, "--timeout")?)? {
+        return Err(Error::timeout(format!("the server sent no screen within {timeout} s")));
+    }
+    let image = client.with_framebuffer(Image::from_framebuffer)?.ok_or_else(|| Error::protocol("no screen"))?;
+    image.write(out)?;
+    println!("{}", out.display());
+    Ok(())
+}
+
+/// Presses the chord's keys in order and releases them in reverse, as os-autoinst's map_and_send_key.
+fn chord(client: &Client, keysyms: &[u32], delay: Duration) -> Result<()> {
+    let down = delay.mul_f64(0.5).min(Duration::from_millis(8));
+    for &k in keysyms {
+        client.key(k, true)?;
+        sleep(down);
+    }
+    for &k in keysyms.iter().rev() {
+        client.key(k, false)?;
+        sleep(delay - down);
+    }
+    Ok(())
+}
+
+fn delay_for(rate: f64) -> Result<Duration> {
+    if !(rate > 0.0 && rate.is_finite()) {
+        return Err(Error::usage("--rate must be a positive number of keys per second"));
+    }
+    seconds(1.0 / rate, "--rate")
+}
+
+fn type_text(server: &Server, rate: f64, text: &str) -> Result<()> {
+    let delay = delay_for(rate)?;
+    let chords: Vec<Vec<u32>> =
+        text.chars().filter_map(keys::key_name_for_char).map(|name| keys::chord(&name)).collect::<Result<_>>()?;
+    let client = connect(server)?;
+    for keysyms in &chords {
+        chord(&client, keysyms, delay)?;
+    }
+    client.flush(Duration::from_secs(10))
+}
+
+fn press(server: &Server, rate: f64, keys: &str) -> Result<()> {
+    let delay = delay_for(rate)?;
+    let keysyms = keys::chord(keys)?;
+    let client = connect(server)?;
+    chord(&client, &keysyms, delay)?;
+    client.flush(Duration::from_secs(10))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Screenshot { server, out, timeout } => screenshot(server, out, *timeout),
+        Command::Type { server, rate, text } => type_text(server, *rate, text),
+        Command::Key { server, rate, keys } => press(server, *rate, keys),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nativevnc: {e}");
+            ExitCode::from(match e.kind() {
+                ErrorKind::Usage => 2,
+                ErrorKind::Auth => 3,
+                _ => 1,
+            })
+        }
+    }
+}

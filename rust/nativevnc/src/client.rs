@@ -51,7 +51,7 @@ impl ConnectOptions {
 }
 
 /// An input event waiting to be sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 enum Input {
     Key {
         keysym: u32,
@@ -67,14 +67,22 @@ enum Input {
         incremental: bool,
         rect: Option<Rect>,
     },
+    /// Signalled once everything queued before it has been written to the socket.
+    Flush(std::sync::mpsc::SyncSender<()>),
 }
 
 impl Input {
     /// Whether it still means something on a new connection (update requests do not: the new
-    /// connection starts with a full update).
+    /// connection starts with a full update; a flush waiter has given up with the old connection).
     fn survives_reconnect(&self) -> bool {
-        !matches!(self, Input::UpdateRequest { .. })
+        matches!(self, Input::Key { .. } | Input::Pointer { .. })
     }
+}
+
+/// What the connection task hands its writer.
+enum Outgoing {
+    Bytes(Vec<u8>),
+    Flushed(std::sync::mpsc::SyncSender<()>),
 }
 
 /// Queued input events beyond this many are refused, so a dead server cannot make the queue grow.
@@ -354,6 +362,21 @@ impl Client {
         self.queue(Input::UpdateRequest { incremental, rect })
     }
 
+    /// Waits until all input queued so far has been written to the server, for at most `timeout`.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.queue(Input::Flush(tx))?;
+        match rx.recv_timeout(timeout) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                let st = self.shared.lock();
+                Err(st.error.clone().unwrap_or_else(|| {
+                    Error::timeout(format!("queued input was not sent within {} s", timeout.as_secs_f64()))
+                }))
+            }
+        }
+    }
+
     /// Log lines the connection produced since the last call.
     pub fn take_log(&self) -> Vec<LogLine> {
         if self.check_process().is_err() {
@@ -472,9 +495,16 @@ async fn run(
     mut stop: oneshot::Receiver<()>,
     io_timeout: Duration,
 ) -> Result<()> {
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outgoing>();
     let mut write_task = tokio::spawn(async move {
-        while let Some(bytes) = out_rx.recv().await {
+        while let Some(out) = out_rx.recv().await {
+            let bytes = match out {
+                Outgoing::Bytes(bytes) => bytes,
+                Outgoing::Flushed(done) => {
+                    let _ = done.try_send(());
+                    continue;
+                }
+            };
             match tokio::time::timeout(io_timeout, writer.write_all(&bytes)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Error::protocol(format!("writing to the server: {e}")),
@@ -487,8 +517,7 @@ async fn run(
     });
     publish(shared, generation, &mut session);
     let result = loop {
-        take_input(shared, &mut session);
-        if session.has_output() && out_tx.send(session.take_output()).is_err() {
+        if take_input(shared, &mut session, &out_tx).is_err() {
             break Err(Error::protocol("the connection's writer stopped"));
         }
         let mid_message = session.is_mid_message();
@@ -516,8 +545,8 @@ async fn run(
     result
 }
 
-/// Moves queued input into the session.
-fn take_input(shared: &Shared, session: &mut Session) {
+/// Moves queued input into the session and its output to the writer. Fails if the writer is gone.
+fn take_input(shared: &Shared, session: &mut Session, out: &mpsc::UnboundedSender<Outgoing>) -> Result<(), ()> {
     let mut st = shared.lock();
     while let Some(input) = st.input.pop_front() {
         match input {
@@ -527,8 +556,20 @@ fn take_input(shared: &Shared, session: &mut Session) {
             Input::UpdateRequest { incremental, rect: Some(rect) } => {
                 session.send(&ClientMessage::FramebufferUpdateRequest { incremental, rect })
             }
+            Input::Flush(done) => {
+                if session.has_output() {
+                    out.send(Outgoing::Bytes(session.take_output())).map_err(drop)?;
+                }
+                out.send(Outgoing::Flushed(done)).map_err(drop)?;
+                true
+            }
         };
     }
+    drop(st);
+    if session.has_output() {
+        out.send(Outgoing::Bytes(session.take_output())).map_err(drop)?;
+    }
+    Ok(())
 }
 
 /// Handles the session's events; at the end of each update copies the damage into the published

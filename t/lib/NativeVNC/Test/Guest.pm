@@ -50,7 +50,7 @@ F<build/guest> in the repository) with
 
 in its own process group, never with KVM. The guest shows a root shell (prompt C</ # >) on its 1024x768
 framebuffer console, which is what the VNC server shows; a second, non-interactive shell on the serial port
-runs the commands of L</run>. QEMU's stdout and stderr go to C<< $guest->qemu_log_path >>, everything the guest
+runs the commands of C<run>. QEMU's stdout and stderr go to C<< $guest->qemu_log_path >>, everything the guest
 wrote to the serial port to C<< $guest->serial_log_path >> (a temporary directory removed at exit unless
 C<NATIVEVNC_KEEP_TMP> is set).
 
@@ -189,12 +189,12 @@ sub boot_seconds ($self) { return $self->{boot_seconds} }
 Runs a shell command on the guest's serial control shell and returns its output (stdout and stderr together)
 without the final newline. Dies when it does not finish within C<$timeout> seconds or exits non-zero. Each
 command runs in a subshell (C<( eval '...' )>) with stdin F</dev/null>: no state (cd, variables) carries over,
-and syntax errors cannot kill the control shell. Keep commands under about 2 KB (serial line buffer).
-Calls L</wait_ready> first if needed.
+and syntax errors cannot kill the control shell. Commands of 20 KB passed through the serial line intact.
+Calls C<wait_ready> first if needed.
 
 =head2 run_status($command, $timeout = 60)
 
-Like L</run> but does not die on a non-zero exit: returns C<($output, $exit_status)>.
+Like C<run> but does not die on a non-zero exit: returns C<($output, $exit_status)>.
 
 =cut
 

@@ -44,7 +44,7 @@ process groups that are always reaped, image access, an RFB handshake probe
 
 =head1 DESCRIPTION
 
-Every child started with L</spawn_group> runs in its own process group, gets SIGKILL when the test process dies
+Every child started with C<spawn_group> runs in its own process group, gets SIGKILL when the test process dies
 (Linux parent-death signal), and is killed and reaped by an END block if the test did not stop it. SIGINT,
 SIGTERM and SIGHUP are turned into a normal exit (so END blocks and destructors run) unless the test installed
 its own handlers. Only the process that spawned a group ever kills it (safe across fork).
