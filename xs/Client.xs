@@ -68,6 +68,15 @@ nvx_log_line(void *ctx, int32_t warning, const char *message, size_t len)
     av_push(lines, newRV_noinc((SV *)line));
 }
 
+static void
+nvx_count(void *ctx, int32_t encoding, uint64_t count)
+{
+    dTHX;
+    char key[16];
+    int len = snprintf(key, sizeof key, "%d", (int)encoding);
+    (void)hv_store((HV *)ctx, key, len, newSVuv((UV)count), 0);
+}
+
 MODULE = NativeVNC::Client    PACKAGE = NativeVNC::Client
 
 PROTOTYPES: DISABLE
@@ -220,6 +229,17 @@ take_log(nv_client *c)
     EXTEND(SP, av_top_index(lines) + 1);
     for (i = 0; i <= av_top_index(lines); i++)
         PUSHs(sv_2mortal(SvREFCNT_inc(*av_fetch(lines, i, 0))));
+
+SV *
+encoding_counts(nv_client *c)
+  PREINIT:
+    HV *counts;
+  CODE:
+    counts = newHV();
+    nv_client_encoding_counts(c, nvx_count, counts);
+    RETVAL = newRV_noinc((SV *)counts);
+  OUTPUT:
+    RETVAL
 
 nv_image *
 snapshot(nv_client *c)

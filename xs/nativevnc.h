@@ -55,6 +55,8 @@ int nv_client_pointer(nv_client *c, uint8_t buttons, int64_t x, int64_t y, nv_er
 int nv_client_request_update(nv_client *c, int32_t incremental, uint16_t x, uint16_t y, uint16_t w, uint16_t h,
                              nv_error **err);
 void nv_client_take_log(nv_client *c, nv_log_fn f, void *ctx);
+typedef void (*nv_count_fn)(void *ctx, int32_t encoding, uint64_t count);
+void nv_client_encoding_counts(nv_client *c, nv_count_fn f, void *ctx);
 nv_image *nv_client_snapshot(nv_client *c, nv_error **err);
 
 typedef void (*nv_key_map_fn)(void *ctx, const char *name, size_t len, const uint32_t *keysyms, size_t n);

@@ -168,6 +168,11 @@ Log lines the connection produced since the last call, each C<[$is_warning, $mes
 
 A L<NativeVNC::Image> copy of the current screen.
 
+=head2 encoding_counts
+
+A hash reference: encoding number to the number of rectangles received in it on the current connection
+(pseudo-encodings included). Shows which encodings the server really uses.
+
 =head1 SEE ALSO
 
 L<consoles::NativeVNC>, L<NativeVNC::Image>, L<NativeVNC::Error>.

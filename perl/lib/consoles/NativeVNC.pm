@@ -304,6 +304,9 @@ sub send_pointer_event ($self, $button_mask, $x, $y) {
     return 1;
 }
 
+# Rectangles received per encoding number on the current connection: shows what the server really sends.
+sub encoding_counts ($self) { $self->_open_client->encoding_counts }
+
 sub mouse_move_to ($self, $x, $y) { $self->send_pointer_event(0, $x, $y) }
 
 sub mouse_click ($self, $x, $y) {
@@ -424,6 +427,10 @@ One key event.
 =head2 send_pointer_event($button_mask, $x, $y), mouse_move_to($x, $y), mouse_click($x, $y), mouse_right_click($x, $y)
 
 Pointer events in framebuffer coordinates.
+
+=head2 encoding_counts
+
+A hash reference of encoding number to rectangles received in it on the current connection.
 
 =head2 send_key_event_down, send_key_event_up, init_x11_keymap, shift_keys, die_on_invalid_mapping
 

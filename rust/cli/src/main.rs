@@ -18,6 +18,9 @@ use nativevnc::keys;
 
 use target::Target;
 
+/// How long `type` and `key` wait for the first screen before typing.
+const SCREEN_TIMEOUT: Duration = Duration::from_secs(10);
+
 const AFTER_HELP: &str = "\
 URL: vnc://[:PASSWORD@]HOST[:PORT] (port 5900 if not given). Characters such as '@' in the password are
 percent-encoded (%40). The password can also come from the NATIVEVNC_PASSWORD environment variable,
@@ -88,8 +91,18 @@ fn seconds(s: f64, what: &str) -> Result<Duration> {
     Duration::try_from_secs_f64(s).map_err(|_| Error::usage(format!("{what} must be a non-negative number of seconds")))
 }
 
-/// Connects, retrying refused or timed-out attempts until the connect timeout is used up.
-fn connect(server: &Server) -> Result<Client> {
+/// Connects, retrying refused or timed-out attempts until the connect timeout is used up, and waits for
+/// the first screen, by which time the server has also said which extensions (scancodes) it accepts.
+fn connect(server: &Server, screen_timeout: Duration) -> Result<Client> {
+    let mut client = connect_only(server)?;
+    client.request_update(false, None)?;
+    if !client.wait_update(screen_timeout)? {
+        return Err(Error::timeout(format!("the server sent no screen within {} s", screen_timeout.as_secs_f64())));
+    }
+    Ok(client)
+}
+
+fn connect_only(server: &Server) -> Result<Client> {
     let target = Target::parse(&server.url, server.password.clone())?;
     let mut config = Config::default();
     if let Some(names) = &server.encodings {
@@ -116,11 +129,7 @@ fn connect(server: &Server) -> Result<Client> {
 }
 
 fn screenshot(server: &Server, out: &PathBuf, timeout: f64) -> Result<()> {
-    let mut client = connect(server)?;
-    client.request_update(false, None)?;
-    if !client.wait_update(seconds(timeout, "--timeout")?)? {
-        return Err(Error::timeout(format!("the server sent no screen within {timeout} s")));
-    }
+    let client = connect(server, seconds(timeout, "--timeout")?)?;
     let image = client.with_framebuffer(Image::from_framebuffer)?.ok_or_else(|| Error::protocol("no screen"))?;
     image.write(out)?;
     println!("{}", out.display());
@@ -152,7 +161,7 @@ fn type_text(server: &Server, rate: f64, text: &str) -> Result<()> {
     let delay = delay_for(rate)?;
     let chords: Vec<Vec<u32>> =
         text.chars().filter_map(keys::key_name_for_char).map(|name| keys::chord(&name)).collect::<Result<_>>()?;
-    let client = connect(server)?;
+    let client = connect(server, SCREEN_TIMEOUT)?;
     for keysyms in &chords {
         chord(&client, keysyms, delay)?;
     }
@@ -162,7 +171,7 @@ fn type_text(server: &Server, rate: f64, text: &str) -> Result<()> {
 fn press(server: &Server, rate: f64, keys: &str) -> Result<()> {
     let delay = delay_for(rate)?;
     let keysyms = keys::chord(keys)?;
-    let client = connect(server)?;
+    let client = connect(server, SCREEN_TIMEOUT)?;
     chord(&client, &keysyms, delay)?;
     client.flush(Duration::from_secs(10))
 }

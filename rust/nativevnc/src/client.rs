@@ -107,7 +107,10 @@ struct State {
     published: Option<Framebuffer>,
     damage: Damage,
     updates: u64,
+    /// Updates that carried pixels.
+    pixel_updates: u64,
     messages: u64,
+    rects: std::collections::BTreeMap<i32, u64>,
     absolute: bool,
     ext_key_events: bool,
     input: VecDeque<Input>,
@@ -133,7 +136,9 @@ impl Shared {
                 published: None,
                 damage: Damage::default(),
                 updates: 0,
+                pixel_updates: 0,
                 messages: 0,
+                rects: Default::default(),
                 absolute: false,
                 ext_key_events: false,
                 input: VecDeque::new(),
@@ -270,6 +275,11 @@ impl Client {
         self.shared.lock().absolute
     }
 
+    /// Rectangles received on the current connection, per encoding number (pseudo-encodings included).
+    pub fn rects_by_encoding(&self) -> Vec<(i32, u64)> {
+        self.shared.lock().rects.iter().map(|(e, n)| (*e, *n)).collect()
+    }
+
     /// Whether keys go out as scancodes (QEMU extended key events).
     pub fn uses_scancodes(&self) -> bool {
         self.shared.lock().ext_key_events
@@ -290,13 +300,15 @@ impl Client {
         }
     }
 
-    /// Waits until an update is published or `timeout` passes; true if one arrived. Fails if the
-    /// connection breaks meanwhile.
+    /// Waits until an update with pixel data (not only pseudo-encodings, which servers send on their own
+    /// after SetEncodings) is published after this call, or `timeout` passes; true if one was. Fails if
+    /// the connection breaks meanwhile.
     pub fn wait_update(&mut self, timeout: Duration) -> Result<bool> {
         self.check_process()?;
         let deadline = Instant::now() + timeout;
         let mut st = self.shared.lock();
-        while st.updates == self.polled_updates {
+        let seen = st.pixel_updates;
+        while st.pixel_updates == seen {
             if let Some(e) = &st.error {
                 return Err(e.clone());
             }
@@ -439,7 +451,9 @@ async fn connection(
         st.published = Some(Framebuffer::new(init.width, init.height));
         st.damage = Damage::default();
         st.updates = 0;
+        st.pixel_updates = 0;
         st.messages = 0;
+        st.rects.clear();
         st.absolute = false;
         st.ext_key_events = false;
     }
@@ -620,6 +634,8 @@ fn publish(shared: &Shared, generation: u64, session: &mut Session) {
         }
     }
     st.messages = session.messages_received();
+    st.pixel_updates = session.pixel_updates_received();
+    st.rects.clone_from(session.rects_by_encoding());
     drop(st);
     if updated {
         shared.changed.notify_all();

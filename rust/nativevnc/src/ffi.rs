@@ -352,6 +352,20 @@ pub extern "C" fn nv_client_take_log(c: *mut NvClient, f: NvLogFn, ctx: *mut c_v
     });
 }
 
+pub type NvCountFn = extern "C" fn(ctx: *mut c_void, encoding: i32, count: u64);
+
+/// Calls `f` with the number of rectangles received per encoding on the current connection.
+#[no_mangle]
+pub extern "C" fn nv_client_encoding_counts(c: *mut NvClient, f: NvCountFn, ctx: *mut c_void) {
+    let _ = guard(std::ptr::null_mut(), || {
+        // SAFETY: `c` is a live client.
+        for (encoding, count) in unsafe { client(c)? }.rects_by_encoding() {
+            f(ctx, encoding, count);
+        }
+        Ok(())
+    });
+}
+
 /// A copy of the current screen, or NULL (with `*err`) when there is none.
 #[no_mangle]
 pub extern "C" fn nv_client_snapshot(c: *mut NvClient, err: *mut *mut NvError) -> *mut Image {

@@ -77,6 +77,8 @@ struct Open {
     damage: Damage,
     incoming: Incoming,
     ext_key_events: bool,
+    /// Whether the update being received has had a pixel rectangle.
+    update_has_pixels: bool,
 }
 
 enum Phase {
@@ -97,6 +99,10 @@ pub struct Session {
 struct Counters {
     messages: u64,
     updates: u64,
+    /// Updates that carried pixels (not only pseudo-encodings).
+    pixel_updates: u64,
+    /// Rectangles received per encoding (pseudo-encodings included).
+    rects: std::collections::BTreeMap<i32, u64>,
 }
 
 impl Session {
@@ -184,6 +190,7 @@ impl Session {
             damage,
             incoming: Incoming::Idle,
             ext_key_events: false,
+            update_has_pixels: false,
         }));
         self.events.push_back(Event::Connected);
         Ok(())
@@ -235,6 +242,16 @@ impl Session {
     /// FramebufferUpdate messages completed so far.
     pub fn updates_received(&self) -> u64 {
         self.counters.updates
+    }
+
+    /// FramebufferUpdate messages completed so far that carried pixel data, not only pseudo-encodings.
+    pub fn pixel_updates_received(&self) -> u64 {
+        self.counters.pixel_updates
+    }
+
+    /// Rectangles received so far, per encoding number.
+    pub fn rects_by_encoding(&self) -> &std::collections::BTreeMap<i32, u64> {
+        &self.counters.rects
     }
 
     pub fn next_event(&mut self) -> Option<Event> {
@@ -310,10 +327,17 @@ impl Open {
             Incoming::Update { remaining: 0, rect: None } => {
                 self.incoming = Incoming::Idle;
                 counters.updates += 1;
+                if std::mem::take(&mut self.update_has_pixels) {
+                    counters.pixel_updates += 1;
+                }
                 events.push_back(Event::Update);
                 Ok(())
             }
-            Incoming::Update { rect: None, .. } => self.rect_header(r, config, events),
+            Incoming::Update { rect: None, .. } => {
+                let encoding = self.rect_header(r, config, events)?;
+                *counters.rects.entry(encoding).or_default() += 1;
+                Ok(())
+            }
             Incoming::Update { rect: Some(_), .. } => self.rect_data(r, &config.limits),
         }
     }
@@ -352,7 +376,8 @@ impl Open {
         Ok(())
     }
 
-    fn rect_header(&mut self, r: &mut Reader, config: &Config, events: &mut VecDeque<Event>) -> Parse<()> {
+    /// Reads a rectangle header and handles pseudo-encodings; returns the encoding.
+    fn rect_header(&mut self, r: &mut Reader, config: &Config, events: &mut VecDeque<Event>) -> Parse<i32> {
         let limits = &config.limits;
         let (x, y, w, h) = (r.u16()?, r.u16()?, r.u16()?, r.u16()?);
         let encoding = r.i32()?;
@@ -362,14 +387,15 @@ impl Open {
         let skipped = area.is_empty() && encoding > 0 && encoding != enc::TIGHT;
         if decode::is_pixel_encoding(encoding) && !skipped {
             self.fb.check(&area, enc::name(encoding))?;
+            self.update_has_pixels = true;
             self.set_current(Some(RectInProgress { rect: area, encoding, resume: Resume::default() }));
-            return Ok(());
+            return Ok(encoding);
         }
         match encoding {
             _ if decode::is_pixel_encoding(encoding) => {}
             enc::LAST_RECT => {
                 self.incoming = Incoming::Update { remaining: 0, rect: None };
-                return Ok(());
+                return Ok(encoding);
             }
             enc::DESKTOP_SIZE => self.resize(w, h, limits, events)?,
             enc::EXTENDED_DESKTOP_SIZE => {
@@ -398,7 +424,7 @@ impl Open {
             other => return Err(ProtocolError::UnsupportedEncoding(other).into()),
         }
         self.rect_done();
-        Ok(())
+        Ok(encoding)
     }
 
     fn rect_data(&mut self, r: &mut Reader, limits: &Limits) -> Parse<()> {
@@ -536,7 +562,19 @@ mod tests {
         s.feed(&transcript()).unwrap();
         assert_eq!(events(&mut s), expected_events());
         check_pixels(&s);
-        assert_eq!((s.messages_received(), s.updates_received()), (5, 2));
+        assert_eq!((s.messages_received(), s.updates_received(), s.pixel_updates_received()), (5, 2, 2));
+        let counts: Vec<(i32, u64)> = s.rects_by_encoding().iter().map(|(e, n)| (*e, *n)).collect();
+        assert_eq!(
+            counts,
+            [
+                (enc::QEMU_LED_STATE, 1),
+                (enc::QEMU_EXT_KEY_EVENT, 1),
+                (enc::QEMU_POINTER_TYPE_CHANGE, 1),
+                (enc::LAST_RECT, 1),
+                (enc::RAW, 2),
+                (enc::COPY_RECT, 1)
+            ]
+        );
         assert!(s.uses_ext_key_events());
         assert!(!s.is_mid_message());
         let out = s.take_output();
@@ -589,6 +627,7 @@ mod tests {
         v.extend_from_slice(&[1, 0, 0, 0]);
         v.extend_from_slice(&[0; 16]);
         s.feed(&v).unwrap();
+        assert_eq!((s.updates_received(), s.pixel_updates_received()), (1, 0), "a resize alone carries no pixels");
         assert_eq!(s.framebuffer().unwrap().bounds(), Rect::new(0, 0, 32, 2));
         assert_eq!(s.take_damage(), [Rect::new(0, 0, 32, 2)]);
         assert_eq!(s.server_init().unwrap().width, 32);
