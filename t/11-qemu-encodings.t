@@ -1,0 +1,471 @@
+#!/usr/bin/perl
+# NativeVNC::Client against QEMU's own view of its screen (QMP screendump), pixel for pixel, for every lossless
+# encoding QEMU offers (Raw, Hextile, Zlib, ZRLE, Tight, TightPNG), full and incremental updates, and for Tight
+# and TightPNG with JPEG quality level 9 within a bounded error. Boots the tiny Linux guest of tools/build-guest
+# once, with `-vnc ...,lossy=on`.
+#
+# How QEMU (ui/vnc.c, ui/vnc-enc-tight.c) decides on JPEG, which the JPEG part relies on:
+#  * The quality pseudo-encoding only counts with lossy=on; without one, Tight and TightPNG stay lossless.
+#  * JPEG depends on how often an area changes: QEMU keeps, per 64x64 cell of the screen, the times of the
+#    last 10 refreshes (every 30 ms while a client keeps requesting) in which the guest changed it, and every
+#    0.5 s computes the cell's frequency, 10 / (newest - oldest). A Tight sub-rectangle's frequency is the
+#    mean over the cells its bounds touch, bounds included (one cell row below and one column right more).
+#    At quality level 9 a sub-rectangle below 0.5 updates/s never gets JPEG, one at 16/s or more always
+#    does ("forced", and remembered as lossy), anything between does not either (level 9 allows no JPEG
+#    chosen by image analysis). A whole update rectangle above 16/s is sent as one JPEG without looking for
+#    solid areas.
+#  * 2 s after a cell stopped changing its frequency drops to 0 and QEMU sends its lossy parts again,
+#    losslessly, with the next incremental update.
+#  So a static screen never gets JPEG, even with lossy=on and quality 9. The test animates a band (J) of the
+#  screen as fast as the guest can write it, while the client keeps requesting updates, then stops: for the
+#  next 2 s the band is JPEG, afterwards lossless again. The layout keeps everything but J lossless for any
+#  frequency QEMU can measure (at most 10 / (9 * 30 ms) = 37/s): J (3 cell rows at the bottom) sits below a
+#  solid margin, and every solid area above the margin ends early enough that a rectangle reaching from it to
+#  the bottom of the screen averages below 16/s.
+use v5.36;
+use strict;
+use warnings;
+
+use File::Temp qw(tempdir);
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+use lib 't/lib';
+use NativeVNC;
+use NativeVNC::Test::Guest;
+use NativeVNC::Test::Util qw(group_pids live_groups);
+
+$SIG{ALRM} = sub { diag 'test did not finish within 300s'; exit 1 };
+alarm 300;
+
+my %ENCODING = (Raw => 0, Hextile => 5, Zlib => 6, Tight => 7, ZRLE => 16, TightPNG => -260);
+my %PIXEL_ENCODING = map { $_ => 1 } 0, 1, 2, 5, 6, 7, 15, 16, -260;    # the rest are pseudo-encodings
+use constant { DESKTOP_SIZE => -223, LAST_RECT => -224, JPEG_QUALITY_9 => -23 };
+
+# Screen layout (rows; the screen is 1024x768).
+my ($W, $H) = (1024, 768);
+use constant {
+    CONSOLE_END => 128,    # 0..127: the console's text (busybox banner, prompt, a line of ours)
+    NOISE_Y => 128,        # 128..255: random noise
+    FEW_Y => 256,          # 256..319: 8-colour noise (each channel 0x00 or 0xff)
+    GREY_Y => 320,         # 320..383: 4 solid grey stripes of 16 rows
+    GRAD_Y => 384,         # 384..447: smooth colour gradient
+    FEW2_Y => 448,         # 448..511: 2-level noise (0x40 / 0xc0 per channel)
+    MARGIN_Y => 512,       # 512..575: solid margin
+    J_Y => 576,            # 576..767: the JPEG band: per 64 rows, 48 gradient rows and a 16-row grey stripe
+};
+use constant TICKER_ROWS => (47, 64, 128);    # rows of J that the animation changes
+# The rectangle changed for incremental updates: x 256..511, rows 160..287 (noise and 8-colour noise).
+use constant { INC_X => 256, INC_W => 256, INC_Y => 160, INC_H => 128 };
+
+my $tmp = tempdir('nativevnc-t11-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $D = '/tmp/nv';    # work directory in the guest
+my ($bpp, $stride);   # guest framebuffer: bytes per pixel, bytes per row
+
+my $started = time;
+my $guest = NativeVNC::Test::Guest->start(vnc_extra => ',lossy=on');
+my $qemu_pid = $guest->pid;
+diag sprintf 'guest ready after %.1f s', $guest->wait_ready;
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+sub sh ($command, $timeout = 60) { return $guest->run($command, $timeout) }
+
+# The client's screen (a snapshot, NativeVNC::Image) as {width, height, rgb} (through write() of a PPM), cross-checked
+# against get_pixel at 1500 spread-out pixels so the comparison really is about the client's framebuffer.
+sub client_screen ($client) { return image_screen($client->snapshot) }
+
+sub image_screen ($image) {
+    my $file = "$tmp/client.ppm";
+    $image->write($file);
+    my $screen = NativeVNC::Test::Guest::read_ppm($file);
+    my $bad = 0;
+    for (my $i = 7; $i < $W * $H; $i += 523) {
+        my ($x, $y) = ($i % $W, int($i / $W));
+        my ($b, $g, $r) = $image->get_pixel($x, $y);
+        $bad++ if pack('C3', $r, $g, $b) ne substr($screen->{rgb}, $i * 3, 3);
+    }
+    die "NativeVNC::Image: write() and get_pixel() disagree at $bad sampled pixels\n" if $bad;
+    return $screen;
+}
+
+# Pixels that differ: (count, [descriptions of the first few]).
+sub differing_pixels ($got, $want, $first = 6) {
+    return (-1, ["size $got->{width}x$got->{height}, expected $want->{width}x$want->{height}"])
+      if $got->{width} != $want->{width} || $got->{height} != $want->{height};
+    return (0, []) if $got->{rgb} eq $want->{rgb};
+    my $xor = $got->{rgb} ^ $want->{rgb};
+    my ($count, @list) = (0);
+    while ($xor =~ /[^\0]/g) {
+        my $p = int((pos($xor) - 1) / 3);
+        $count++;
+        push @list, sprintf('(%d,%d): client %s, QEMU %s', $p % $want->{width}, int($p / $want->{width}),
+            map { join ',', unpack 'C3', substr($_->{rgb}, $p * 3, 3) } $got, $want) if @list < $first;
+        pos($xor) = ($p + 1) * 3;
+    }
+    return ($count, \@list);
+}
+
+sub same_screen ($got, $want, $name) {
+    my ($count, $list) = differing_pixels($got, $want);
+    return pass($name) unless $count;
+    fail($name);
+    diag "$count pixels differ (R,G,B), first ones:\n  " . join("\n  ", @$list);
+    return 0;
+}
+
+# Error statistics of rows $y0 .. $y1 - 1 (optionally only rows for which $want_row->($y) is true).
+sub error_stats ($got, $want, $y0, $y1, $want_row = sub { 1 }) {
+    my ($sum, $max, $channels, $pixels_off, $big) = (0, 0, 0, 0, 0);
+    my $row_bytes = $W * 3;
+    for my $y ($y0 .. $y1 - 1) {
+        next unless $want_row->($y);
+        my $a = substr $got->{rgb}, $y * $row_bytes, $row_bytes;
+        my $b = substr $want->{rgb}, $y * $row_bytes, $row_bytes;
+        $channels += $row_bytes;
+        next if $a eq $b;
+        my @a = unpack 'C*', $a;
+        my @b = unpack 'C*', $b;
+        for (my $i = 0; $i < @a; $i += 3) {
+            my $off = 0;
+            for my $c (0 .. 2) {
+                my $d = abs($a[$i + $c] - $b[$i + $c]);
+                $sum += $d;
+                $max = $d if $d > $max;
+                $big++ if $d > 8;
+                $off ||= $d;
+            }
+            $pixels_off++ if $off;
+        }
+    }
+    return { mean => $channels ? $sum / $channels : 0, max => $max, pixels_off => $pixels_off,
+        pixels => $channels / 3, big => $big };
+}
+
+sub distinct_colours ($screen, $y0 = 0, $y1 = $H) {
+    my %seen;
+    $seen{ substr $screen->{rgb}, $_ * 3, 3 } = 1 for $y0 * $W .. $y1 * $W - 1;
+    return scalar keys %seen;
+}
+
+sub connect_client ($encodings) {
+    my $client = NativeVNC::Client->new;
+    my $status = $client->connect({ host => $guest->vnc_host, port => $guest->vnc_port, encodings => $encodings });
+    die "not connected\n" unless $status->{connected};
+    die "unexpected size $status->{width}x$status->{height}\n" unless "$status->{width}x$status->{height}" eq "${W}x$H";
+    return $client;
+}
+
+# The pixel encodings (not pseudo-encodings) the client received rectangles in, with counts.
+sub pixel_encodings ($client) {
+    my $counts = $client->encoding_counts;
+    return { map { $_ => $counts->{$_} } grep { $PIXEL_ENCODING{$_} } keys %$counts };
+}
+
+sub encodings_text ($client) {
+    my $counts = $client->encoding_counts;
+    return join ', ', map { "$_: $counts->{$_}" } sort { $a <=> $b } keys %$counts;
+}
+
+# Requests a full (non-incremental) update and waits for it.
+sub full_update ($client, $timeout = 15) {
+    $client->request_update(0);
+    return $client->wait_update($timeout);
+}
+
+# Asks for incremental updates until $check->(client screen) is true or $tries updates came; returns the
+# last client screen and the number of updates it took (0: none came within $timeout).
+sub incremental_until ($client, $check, $tries = 5, $timeout = 10) {
+    my ($screen, $n) = (undef, 0);
+    while ($n < $tries) {
+        $client->request_update(1);
+        last unless $client->wait_update($timeout);
+        $n++;
+        $screen = client_screen($client);
+        return ($screen, $n) if $check->($screen);
+    }
+    return ($screen, $n ? -$n : 0);
+}
+
+# New random content in the incremental rectangle, row by row from the guest's noise pool.
+sub change_rectangle ($seed) {
+    my $bs = INC_W * $bpp;
+    my $per_row = $stride / $bs;
+    my $first = INC_Y * $per_row + INC_X / INC_W;
+    sh("i=0; while [ \$i -lt ${\ INC_H} ]; do dd if=$D/pool of=/dev/fb0 bs=$bs count=1 skip=\$((i * 3 + $seed))"
+      . " seek=\$(($first + i * $per_row)) 2>/dev/null; i=\$((i + 1)); done");
+}
+
+# A subtest whose exceptions (e.g. the client's connection broke: NativeVNC::Error) count as a failure
+# instead of ending the test.
+sub guarded_subtest ($name, $code) {
+    subtest $name => sub {
+        my $ok = eval { $code->(); 1 };
+        my $error = $@;
+        ok($ok, 'no exception') or diag 'died: ' . (ref $error && $error->can('message') ? $error->kind . ': ' . $error->message : $error);
+    };
+}
+
+# --- the test screen -------------------------------------------------------------------------------------
+
+subtest 'test screen painted in the guest' => sub {
+    my ($size, $bits, $row_bytes) =
+      split /\n/, sh('cd /sys/class/graphics/fb0 && cat virtual_size bits_per_pixel stride');
+    is($size, "$W,$H", "guest framebuffer is ${W}x$H");
+    ok($bits == 24 || $bits == 32, "guest framebuffer has 24 or 32 bits per pixel (has $bits)");
+    ($bpp, $stride) = ($bits / 8, $row_bytes);
+    cmp_ok($stride, '>=', $W * $bpp, "row stride $stride bytes");
+    diag "guest framebuffer: ${W}x$H, $bits bpp, stride $stride";
+
+    my $t = time;
+    # Smooth gradients: J's picture f0 (12 groups of 16 identical rows: groups 3, 7, 11 grey, the others
+    # gradients), f1: f0 with its rows 47, 64 and 128 (one per 64-row band) changed (red + 64), and 4 gradient
+    # groups for the static band. No byte is 0: busybox awk strings end at a NUL.
+    my $awk = <<~'AWK';
+        function pixel(b, g, r) { return sprintf(bpp == 4 ? "%c%c%c%c" : "%c%c%c", b, g, r, 255) }
+        function row(k, p,   s, x, v) {
+            s = ""
+            if (k % 4 == 3) { v = 48 + 32 * int(k / 4); for (x = 0; x < w; x++) s = s pixel(v, v, v) }
+            else for (x = 0; x < w; x++) s = s pixel(1 + int(x / 4.02), 255 - int(x / 4.02), 1 + int(x / 16) + 8 * k + 64 * p)
+            return s sprintf("%" (stride - w * bpp) "s", "")
+        }
+        function out(file, s,   i) { for (i = 0; i < 16; i++) printf "%s", s > file }
+        BEGIN {
+            for (k = 0; k < 12; k++) out(dir "/f0", row(k, 0))
+            printf "%s%s%s", row(2, 1), row(4, 1), row(8, 1) > dir "/alt"
+            for (k = 0; k < 4; k++) out(dir "/grad", row(4 * k + 1, 1))
+        }
+        AWK
+    $awk =~ s/'/'\\''/g;
+    sh("mkdir -p $D && head -c " . ($stride * 128) . " /dev/urandom > $D/pool"
+      . " && awk -v w=$W -v bpp=$bpp -v stride=$stride -v dir=$D '$awk' && cp $D/f0 $D/f1"
+      . join('', map { " && dd if=$D/alt of=$D/f1 bs=$stride count=1 skip=$_ seek=" . (TICKER_ROWS)[$_] . ' conv=notrunc 2>/dev/null' } 0 .. 2), 120);
+    is(sh("wc -c < $D/f0; wc -c < $D/f1; wc -c < $D/grad; cmp -l $D/f0 $D/f1 | wc -l"),
+        join("\n", ($stride * 192) x 2, $stride * 64, 3 * $W), 'guest made the gradient images');
+
+    my $few = sub ($y, $skip, $low, $high) {
+        "dd if=$D/pool bs=$stride skip=$skip count=64 2>/dev/null | tr '\\000-\\177' '\\$low' | tr '\\200-\\377' '\\$high'"
+          . " | dd of=/dev/fb0 bs=$stride seek=$y 2>/dev/null";
+    };
+    my $solid = sub ($y, $rows, $octal) {
+        "head -c " . ($stride * $rows) . " /dev/zero | tr '\\000' '\\$octal' | dd of=/dev/fb0 bs=$stride seek=$y 2>/dev/null";
+    };
+    sh(join ' && ',
+        q{printf '\nNativeVNC encodings test: Raw Hextile Zlib ZRLE Tight TightPNG JPEG\n' > /dev/tty1},
+        "dd if=$D/pool of=/dev/fb0 bs=$stride count=128 seek=${\ NOISE_Y} 2>/dev/null",
+        $few->(FEW_Y, 0, '000', '377'),
+        (map { $solid->(GREY_Y + 16 * $_, 16, sprintf '%03o', 0x20 + 0x40 * $_) } 0 .. 3),
+        "dd if=$D/grad of=/dev/fb0 bs=$stride seek=${\ GRAD_Y} 2>/dev/null",
+        $few->(FEW2_Y, 64, '100', '300'),
+        $solid->(MARGIN_Y, 64, '120'),
+        "dd if=$D/f0 of=/dev/fb0 bs=$stride seek=${\ J_Y} 2>/dev/null");
+    diag sprintf 'painting the test screen took %.1f s', time - $t;
+
+    my $first = $guest->screendump;
+    sleep 0.5;
+    my $second = $guest->screendump;
+    is("$first->{width}x$first->{height}", "${W}x$H", 'screendump is 1024x768');
+    ok($first->{rgb} eq $second->{rgb}, 'two screendumps 0.5 s apart are identical: the screen is static');
+    my $colours = distinct_colours($first);
+    cmp_ok($colours, '>', 100_000, "the screen has many colours ($colours)");
+    cmp_ok(distinct_colours($first, NOISE_Y, NOISE_Y + 128), '>', 100_000, 'the noise band is noise');
+    my $few_colours = distinct_colours($first, FEW_Y, FEW_Y + 64);
+    ok($few_colours > 1 && $few_colours <= 8, "the 8-colour band has 2..8 colours ($few_colours)");
+    is(distinct_colours($first, GREY_Y + 16 * $_, GREY_Y + 16 * $_ + 16), 1, "grey stripe $_ is solid") for 0 .. 3;
+    is(distinct_colours($first, MARGIN_Y, MARGIN_Y + 64), 1, 'the margin is solid');
+    cmp_ok(distinct_colours($first, J_Y, $H), '>', 1000, 'the JPEG band has many colours');
+    cmp_ok(distinct_colours($first, 0, CONSOLE_END), '>', 1, 'the console text is there');
+};
+
+# --- lossless encodings ----------------------------------------------------------------------------------
+
+my %sent;    # encoding list => encoding counts, for the report
+my $seed = 0;
+for my $name (qw(Raw Hextile Zlib ZRLE Tight TightPNG)) {
+    guarded_subtest "$name: full and incremental updates are exact" => sub {
+        my $enc = $ENCODING{$name};
+        my $t = time;
+        my $client = connect_client([$enc, DESKTOP_SIZE, LAST_RECT]);
+        my $want = $guest->screendump;
+        ok(full_update($client), 'a full update arrived');
+        same_screen(client_screen($client), $want, 'client screen equals the screendump after the full update');
+
+        for my $round (1, 2) {
+            change_rectangle(++$seed * 5);
+            my $want = $guest->screendump;
+            my ($got, $updates) = incremental_until($client, sub ($s) { $s->{rgb} eq $want->{rgb} });
+            ok($updates > 0, "incremental update $round: the change arrived (after $updates updates)")
+              or diag "updates: $updates";
+            same_screen($got // client_screen($client), $want, "incremental update $round: client screen is exact");
+        }
+        my $pixel = pixel_encodings($client);
+        is_deeply([keys %$pixel], [$enc], "QEMU sent only $name rectangles")
+          or diag 'received: ' . encodings_text($client);
+        $sent{$name} = encodings_text($client);
+        is_deeply([map { $_->[0] ? $_->[1] : () } $client->take_log], [], 'no warnings logged');
+        $client->disconnect;
+        diag sprintf '%s: %s (%.1f s)', $name, $sent{$name}, time - $t;
+    };
+}
+
+# --- JPEG ------------------------------------------------------------------------------------------------
+
+# J's rows: 48 gradient rows, then a 16-row grey stripe, per 64 rows. Stripe rows next to a gradient pick up
+# some of its colour in any JPEG decoder that interpolates chroma (4:2:0, "fancy" upsampling, as libjpeg
+# does by default): only the stripes' inner 14 rows can be expected to stay (almost) exact.
+my $is_gradient_row = sub ($y) { $y >= J_Y && (($y - J_Y) % 64) < 48 };
+my $is_grey_inner_row = sub ($y) { my $r = ($y - J_Y) % 64; $y >= J_Y && $r > 48 && $r < 63 };
+my $is_grey_edge_row = sub ($y) { my $r = ($y - J_Y) % 64; $y >= J_Y && ($r == 48 || $r == 63) };
+
+# The animation alternates J between f0 and f1, which differ in one row per 64-row band ("ticker rows"):
+# QEMU counts a change anywhere in a 64x64 cell as a change of the cell, and 3 changed rows cost QEMU next
+# to nothing to encode (encoding whole bands at its default compression level 9 slows its refreshes down too
+# much on a busy machine).
+my $is_ticker_row = sub ($y) { grep { $y == J_Y + $_ } TICKER_ROWS };
+
+# What J of the client shows, from 28 probe pixels in each ticker row: per band whether
+# it shows f0 or f1 (their red channels differ by 64), and whether exactly or only approximately (lossy).
+# Returns 'f0', 'f1', 'jpeg f0', 'jpeg f1' (all bands lossy), 'partly jpeg' or 'mixed' (bands showing
+# different frames: QEMU read J while the guest wrote).
+my @probes = map { my $y = J_Y + $_; map { [$_, $y] } grep { $_ % 37 == 3 } 0 .. $W - 1 } TICKER_ROWS;
+
+sub j_state ($client, $want) {
+    my $image = $client->snapshot;
+    my @band;
+    for my $p (@probes) {
+        my ($x, $y) = @$p;
+        my ($b, $g, $r) = $image->get_pixel($x, $y);
+        my ($r0, $g0, $b0) = unpack 'C3', substr($want->{rgb}, ($y * $W + $x) * 3, 3);
+        my $band = $band[int(($y - J_Y) / 64)] //= [0, 0, 0];
+        $band->[0] += abs($r - $r0) + abs($g - $g0) + abs($b - $b0);
+        $band->[1] += abs($r - $r0 - 64) + abs($g - $g0) + abs($b - $b0);
+        $band->[2]++;
+    }
+    my %frames = map { ($_->[0] <= $_->[1] ? 0 : 1) => 1 } @band;
+    return 'mixed' if keys %frames > 1;
+    my ($frame) = keys %frames;
+    my @error = map { $_->[$frame] / $_->[2] } @band;    # per probe pixel, sum of 3 channels
+    return 'mixed' if grep { $_ >= 12 } @error;
+    my $lossy = grep { $_ > 0 } @error;
+    return $lossy == @band ? "jpeg f$frame" : $lossy ? 'partly jpeg' : "f$frame";
+}
+
+for my $case (['TightPNG', [$ENCODING{TightPNG}, JPEG_QUALITY_9, DESKTOP_SIZE]],
+    ['Tight', [$ENCODING{Tight}, JPEG_QUALITY_9, DESKTOP_SIZE]])
+{
+    my ($name, $encodings) = @$case;
+    guarded_subtest "$name with JPEG quality 9: JPEG while J changes often, exact otherwise" => sub {
+        my $client = connect_client($encodings);
+        my $want = $guest->screendump;
+        ok(full_update($client), 'a full update arrived');
+        same_screen(client_screen($client), $want, 'static screen: the full update is exact (no JPEG)');
+
+        # Animate J: the guest alternates it between f1 and f0 as fast as it can; the client keeps
+        # an incremental request pending at all times (one every 10 ms), so that QEMU refreshes every 30 ms.
+        # Until the client has seen QEMU switch all of J to JPEG (3 updates in a row, not counting ones that
+        # caught the guest in mid-frame, after at least 1 s), at most 10 s.
+        my ($from, $rows) = ((TICKER_ROWS)[0], (TICKER_ROWS)[-1] - (TICKER_ROWS)[0] + 1);
+        my $dd = "of=/dev/fb0 bs=$stride skip=$from seek=${\ (J_Y + $from)} count=$rows 2>/dev/null";
+        sh("rm -f $D/stop $D/stopped; ( while [ ! -e $D/stop ]; do dd if=$D/f1 $dd; dd if=$D/f0 $dd; done;"
+          . " touch $D/stopped ) >/dev/null 2>&1 &");
+        my $t = time;
+        my ($updates, $lossy, $first_lossy, %states) = (0, 0);
+        $client->poll;
+        while (time - $t < 10) {
+            $client->request_update(1);
+            $client->wait_update(0.01);
+            my ($n) = $client->poll;
+            next unless $n;
+            $updates += $n;
+            my $state = j_state($client, $want);
+            $states{$state}++;
+            if ($state =~ /^jpeg/) {
+                $first_lossy //= time - $t;
+                last if ++$lossy >= 3 && time - $t > 1;
+            }
+            elsif ($state ne 'mixed') {
+                $lossy = 0;
+            }
+        }
+        # Stop, and keep asking until no update came for 0.3 s.
+        sh("touch $D/stop");
+        my $stopped = time;
+        for (my $last = time; time - $last < 0.3 && time - $stopped < 10;) {
+            $client->request_update(1);
+            $client->wait_update(0.01);
+            my ($n) = $client->poll;
+            $updates += $n;
+            $last = time if $n;
+        }
+        sh("while [ ! -e $D/stopped ]; do usleep 5000; done; rm $D/stop $D/stopped", 10);
+        diag sprintf '%d updates during %.1f s of animation, the first lossy one after %s s; J seen as: %s',
+          $updates, $stopped - $t, $first_lossy ? sprintf('%.2f', $first_lossy) : '(none)',
+          join ', ', map { "$_ $states{$_}" } sort keys %states;
+        cmp_ok($lossy, '>=', 3, 'QEMU switched all of J to JPEG while it changed often');
+
+        # (a) The incremental updates with the last frame (f0, so the screen is as painted again).
+        my $incremental = $client->snapshot;
+        my $a_time = time - $stopped;
+        # (b) A full update within 2 s of the last change: J still counts as changing often.
+        ok(full_update($client), 'a full update arrived');
+        my $full = $client->snapshot;
+        my $b_time = time - $stopped;
+        ($incremental, $full) = map { image_screen($_) } $incremental, $full;
+        diag sprintf 'incremental state %.2f s, full update %.2f s after the animation was told to stop', $a_time, $b_time;
+        my ($changed) = differing_pixels($guest->screendump, $want);
+        is($changed, 0, 'after the animation the screen is as painted');
+
+        for my $case (['incremental updates', $incremental], ['full update', $full]) {
+            my ($what, $got) = @$case;
+            my $above = J_Y * $W * 3;
+            ok(substr($got->{rgb}, 0, $above) eq substr($want->{rgb}, 0, $above), "$what: everything above J is exact")
+              or do {
+                my ($count, $list) = differing_pixels(map { { width => $W, height => J_Y, rgb => substr($_->{rgb}, 0, $above) } } $got, $want);
+                diag "$count pixels differ, first ones:\n  " . join("\n  ", @$list);
+              };
+            my $grad = error_stats($got, $want, J_Y, $H, $is_gradient_row);
+            my $ticker = error_stats($got, $want, J_Y, $H, $is_ticker_row);
+            my $inner = error_stats($got, $want, J_Y, $H, $is_grey_inner_row);
+            my $edge = error_stats($got, $want, J_Y, $H, $is_grey_edge_row);
+            diag sprintf '%s: J gradients: %d of %d pixels differ (ticker rows: %d of %d), mean channel error %.3f,'
+              . ' max %d, %.3f%% of channels off by more than 8; grey stripes inside: %d differ, max %d;'
+              . ' their edge rows: %d differ, mean %.2f, max %d', $what,
+              @$grad{qw(pixels_off pixels)}, @$ticker{qw(pixels_off pixels)}, @$grad{qw(mean max)},
+              100 * $grad->{big} / $grad->{pixels} / 3, @$inner{qw(pixels_off max)}, @$edge{qw(pixels_off mean max)};
+            my ($lossy_rows, $part) = $what eq 'full update' ? ($grad, 'gradients') : ($ticker, 'ticker rows');
+            cmp_ok($lossy_rows->{pixels_off}, '>', $lossy_rows->{pixels} / 10, "$what: J's $part are lossy (JPEG)");
+            cmp_ok($grad->{mean}, '<', 4, "$what: mean channel error in J's gradients below 4");
+            cmp_ok($grad->{big}, '<', $grad->{pixels} * 3 / 100, "$what: less than 1% of their channels off by more than 8");
+            cmp_ok($inner->{max}, '<=', 2, "$what: J's grey stripes are exact but for their edge rows (channels off by 2 at most)");
+            cmp_ok($edge->{max}, '<=', 64, "$what: their edge rows are off by 64 at most");
+        }
+
+        # (c) 2 s after the last change QEMU sends the lossy parts again, losslessly.
+        my ($after, $n) = incremental_until($client, sub ($s) { $s->{rgb} eq $want->{rgb} }, 10, 5);
+        my $c_time = time - $stopped;
+        ok($n > 0, sprintf 'QEMU sent J again %.1f s after the animation was told to stop', $c_time);
+        cmp_ok($c_time, '>', 1.5, '... only once J stopped changing for about 2 s');
+        same_screen($after // client_screen($client), $want, 'then the client screen is exact');
+
+        my $pixel = pixel_encodings($client);
+        is_deeply([keys %$pixel], [$encodings->[0]], "QEMU sent only $name rectangles")
+          or diag 'received: ' . encodings_text($client);
+        $sent{"$name + JPEG quality 9"} = encodings_text($client);
+        $client->disconnect;
+    };
+}
+
+# --- cleanup ---------------------------------------------------------------------------------------------
+
+subtest 'nothing left behind' => sub {
+    $guest->stop;
+    ok(!$guest->alive, 'guest stopped');
+    ok(!kill(0, $qemu_pid), "qemu process $qemu_pid is gone");
+    is_deeply([group_pids($qemu_pid)], [], "qemu process group $qemu_pid is empty");
+    is_deeply([live_groups()], [], 'no spawned process group left unreaped');
+};
+
+diag "encodings received ($_): $sent{$_}" for sort keys %sent;
+diag sprintf 'whole test %.1f s', time - $started;
+alarm 0;
+done_testing;
