@@ -29,7 +29,7 @@ my $test_started = time;
 
 use constant {
     RAW => 0, COPYRECT => 1, RRE => 2, HEXTILE => 5, TIGHT => 7, ZRLE => 16,
-    JPEG_QUALITY_9 => -23, DESKTOP_SIZE => -223, LAST_RECT => -224, CURSOR => -239,
+    JPEG_QUALITY_9 => -23, DESKTOP_SIZE => -223, LAST_RECT => -224, CURSOR => -239, EXTENDED_DESKTOP_SIZE => -308,
 };
 use constant UPDATE_TIMEOUT => 5;    # seconds for any one screen update (Xvnc needs milliseconds)
 
@@ -212,7 +212,7 @@ is("${W}x$H", '1024x768', 'Xvnc runs at 1024x768');
 my $screen_area = $W * $H;
 my %case_counts;    # forced encoding case => its latest encoding_counts
 
-# 1 and 2: each forced encoding, a full frame and two incremental updates, pixel-exact.
+# Each forced encoding, a full frame and two incremental updates, pixel-exact.
 my @forced = (
     # name, encodings offered before DesktopSize and LastRect, the encoding under test, and the encodings that
     # may carry pixels (Raw is always allowed by the protocol)
@@ -301,7 +301,7 @@ subtest 'wait_update sees an update that arrived before it was called' => sub {
     $client->disconnect;
 };
 
-# 3: Tight with JPEG.
+# Tight with JPEG.
 subtest 'Tight with JPEG quality 9' => sub {
     my $scene = $xvnc->draw_scene(201);
     my $truth = $xvnc->root_image;
@@ -335,7 +335,7 @@ subtest 'Tight with JPEG quality 9' => sub {
     $client->disconnect;
 };
 
-# 4: a 16-bit pixel format (RGB555, as os-autoinst asks for with depth 16).
+# A 16-bit pixel format (RGB555, as os-autoinst asks for with depth 16).
 subtest 'depth 16 (RGB555)' => sub {
     my $rng = rng(16);
     my $up = sub ($c5) { int(($c5 * 255 + 15) / 31) };    # the 5-bit value the client shows, in 0..255
@@ -394,7 +394,7 @@ subtest 'depth 16 (RGB555)' => sub {
     }
 };
 
-# 7: the Cursor pseudo-encoding with Xvnc started with -nocursor.
+# The Cursor pseudo-encoding with Xvnc started with -nocursor.
 subtest 'Cursor pseudo-encoding' => sub {
     ok((grep { $_ eq '-nocursor' } @{ $xvnc->command }), 'the harness starts Xvnc with -nocursor');
     my $scene = $xvnc->draw_scene(401);
@@ -417,7 +417,7 @@ subtest 'Cursor pseudo-encoding' => sub {
     $client->disconnect;
 };
 
-# 5: consoles::NativeVNC with NativeVNC::Image.
+# consoles::NativeVNC with NativeVNC::Image.
 
 # Rectangles received in pixel encodings (not pseudo-encodings) on the connection.
 sub pixel_rects ($counts) {
@@ -470,7 +470,8 @@ subtest 'consoles::NativeVNC with NativeVNC::Image' => sub {
     my $counts = $vnc->encoding_counts;
     diag 'consoles::NativeVNC default encodings: ' . counts_text($counts);
     ok((grep { $_ >= 0 && $counts->{$_} } keys %$counts), 'encoding_counts shows the pixel encodings used');
-    cmp_ok($counts->{-308} // 0, '>=', 1, 'Xvnc sent ExtendedDesktopSize (-308), which the defaults offer');
+    cmp_ok($counts->{+EXTENDED_DESKTOP_SIZE} // 0, '>=', 1,
+        'Xvnc sent ExtendedDesktopSize (-308), which the defaults offer');
 
     # os-autoinst's stall detection sends a forced 16x16 non-incremental request. TigerVNC answers every
     # non-incremental request with an ExtendedDesktopSize rectangle of the unchanged size (then, after the
@@ -483,7 +484,7 @@ subtest 'consoles::NativeVNC with NativeVNC::Image' => sub {
     ok(!$vnc->{_client}->status->{connected}, 'socket(undef) disconnects');
 };
 
-# 6: VNC authentication.
+# VNC authentication.
 my $xvnc_pw = NativeVNC::Test::Xvnc->start(password => $PASSWORD);
 $spawned{ $xvnc_pw->pid } = 'Xvnc with password';
 
@@ -544,8 +545,8 @@ subtest 'VNC authentication' => sub {
     diag "no password: $message";
 };
 
-# 5 (tinycv) and 6 (os-autoinst's exceptions): a separate perl with os-autoinst loaded, driven step by step
-# over a pipe while this process draws.
+# consoles::NativeVNC with tinycv, and os-autoinst's exceptions: a separate perl with os-autoinst loaded,
+# driven step by step over a pipe while this process draws.
 my $CHILD = <<'CHILD';
 use v5.36;
 my ($tmp, $host, $port, $pw_host, $pw_port, $password, $wrong) = @ARGV;
@@ -691,7 +692,8 @@ subtest 'os-autoinst loaded: consoles::NativeVNC with tinycv, OpenQA exceptions'
               or diag explain $message->{right}{error};
             is($message->{right}{size}, "${W}x$H", '... with the screen size');
             my $wrong = $message->{wrong} // {};
-            is($wrong->{class}, 'OpenQA::Exception::VNCSetupError', 'a wrong password: OpenQA::Exception::VNCSetupError');
+            is($wrong->{class}, 'OpenQA::Exception::VNCSetupError',
+                'a wrong password: OpenQA::Exception::VNCSetupError');
             ok($message->{openqa_exceptions_loaded} && $wrong->{isa_openqa}, '... os-autoinst\'s own class');
             like($wrong->{error} // '', qr/authentication/i, '... whose error mentions authentication');
             unlike($wrong->{error} // '', qr/\Q$WRONG_PASSWORD\E|\Q$PASSWORD\E/, '... and contains no password');
@@ -715,7 +717,7 @@ subtest 'os-autoinst loaded: consoles::NativeVNC with tinycv, OpenQA exceptions'
     diag "child STDERR:\n$stderr" if $status;
 };
 
-# 8: cleanup.
+# Cleanup.
 subtest 'nothing left behind' => sub {
     for my $server ($xvnc, $xvnc_pw) {
         my $pid = $server->pid;

@@ -68,6 +68,52 @@ nvx_log_line(void *ctx, int32_t warning, const char *message, size_t len)
     av_push(lines, newRV_noinc((SV *)line));
 }
 
+/* The start of OpenCV 4's cv::Mat, which is the first member of tinycv's Image. Only used after every
+ * field has been checked against what tinycv itself reports (see nvx_tinycv_pixels). */
+struct nvx_cv_mat {
+    int flags;
+    int dims;
+    int rows;
+    int cols;
+    unsigned char *data;
+    const unsigned char *datastart;
+    const unsigned char *dataend;
+    const unsigned char *datalimit;
+    void *allocator;
+    void *u;
+    int *size_p;
+    size_t *step_p;
+    size_t step_buf[2];
+};
+
+#define NVX_CV_MAGIC_MASK 0xFFFF0000
+#define NVX_CV_MAGIC_VAL 0x42FF0000
+#define NVX_CV_TYPE_MASK 0xFFF
+#define NVX_CV_8UC3 16
+#define NVX_CV_CONTINUOUS (1 << 14)
+
+/* The pixel buffer of a tinycv::Image of width x height, if its cv::Mat is laid out as expected: magic
+ * value, 2 dimensions, 8-bit BGR, continuous rows, the size tinycv reports, consistent data pointers and
+ * row step. Anything else returns NULL and the caller uses tinycv's own API instead. */
+static unsigned char *
+nvx_tinycv_pixels(pTHX_ SV *image, UV width, UV height)
+{
+    const struct nvx_cv_mat *m;
+    size_t row;
+    if (!SvROK(image) || !sv_derived_from(image, "tinycv::Image") || !SvIOK(SvRV(image)))
+        return NULL;
+    m = INT2PTR(const struct nvx_cv_mat *, SvIV(SvRV(image)));
+    if (!m || width == 0 || height == 0)
+        return NULL;
+    row = (size_t)width * 3;
+    if (((unsigned)m->flags & NVX_CV_MAGIC_MASK) != NVX_CV_MAGIC_VAL || (m->flags & NVX_CV_TYPE_MASK) != NVX_CV_8UC3
+        || !(m->flags & NVX_CV_CONTINUOUS) || m->dims != 2 || (UV)m->rows != height || (UV)m->cols != width
+        || !m->data || m->datastart != m->data || m->dataend != m->data + row * (size_t)height
+        || m->step_p != m->step_buf || m->step_buf[0] != row || m->step_buf[1] != 3)
+        return NULL;
+    return m->data;
+}
+
 static void
 nvx_count(void *ctx, int32_t encoding, uint64_t count)
 {
@@ -202,6 +248,42 @@ take_damage(nv_client *c)
     EXTEND(SP, av_top_index(rects) + 1);
     for (i = 0; i <= av_top_index(rects); i++)
         PUSHs(sv_2mortal(SvREFCNT_inc(*av_fetch(rects, i, 0))));
+
+IV
+take_damage_tinycv(nv_client *c, SV *image, UV width, UV height)
+  PREINIT:
+    unsigned char *pixels;
+    nv_error *err = NULL;
+    int64_t n;
+  CODE:
+    if (width > 65535 || height > 65535)
+        croak("NativeVNC::Client::take_damage_tinycv: %" UVuf "x%" UVuf " is too large", width, height);
+    pixels = nvx_tinycv_pixels(aTHX_ image, width, height);
+    if (!pixels) {
+        RETVAL = -1;
+    }
+    else {
+        n = nv_client_take_damage_bgr(c, pixels, (size_t)width * 3 * (size_t)height, (uint16_t)width,
+                                      (uint16_t)height, (size_t)width * 3, &err);
+        if (n < 0)
+            nvx_croak(aTHX_ err);
+        RETVAL = (IV)n;
+    }
+  OUTPUT:
+    RETVAL
+
+IV
+take_damage_image(nv_client *c, nv_image *img)
+  PREINIT:
+    nv_error *err = NULL;
+    int64_t n;
+  CODE:
+    n = nv_client_take_damage_image(c, img, &err);
+    if (n < 0)
+        nvx_croak(aTHX_ err);
+    RETVAL = (IV)n;
+  OUTPUT:
+    RETVAL
 
 void
 key(nv_client *c, UV keysym, int down)

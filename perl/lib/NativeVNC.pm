@@ -139,13 +139,27 @@ is left to report.
 
 =head2 wait_update($seconds)
 
-Waits until an update is published; true if one arrived within C<$seconds>.
+Waits up to C<$seconds> for a framebuffer update that carries pixels (servers also send updates with only
+pseudo-encodings, e.g. right after SetEncodings) and arrived after the connect, the last L</poll> or the
+last successful C<wait_update>; true if there is one.
 
 =head2 take_damage
 
 The rectangles changed since the last call, each C<[$x, $y, $w, $h, $pixels]>, C<$pixels> holding
 C<$w * $h> pixels of 4 bytes (blue, green, red, 0), row after row. This is the format
 C<< tinycv::new_vncinfo(0, 1, 4, 255, 16, 255, 8, 255, 0) >> describes.
+
+=head2 take_damage_tinycv($image, $width, $height)
+
+Copies the rectangles changed since the last call straight into a C<tinycv::Image> of C<$width> x
+C<$height> (the screen's size) and returns how many there were. The image's OpenCV matrix is checked
+field by field first (magic value, type, size as tinycv reports it, consistent pointers and row step); if
+anything differs from the expected layout, nothing is copied and it returns -1, so that the caller can use
+L</take_damage> with tinycv's C<map_raw_data> instead. Dies if the screen no longer has that size.
+
+=head2 take_damage_image($image)
+
+The same for a L<NativeVNC::Image> of the screen's size.
 
 =head2 key($keysym, $down)
 

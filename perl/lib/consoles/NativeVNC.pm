@@ -175,26 +175,40 @@ sub _new_image ($self, $width, $height) {
     return tinycv::new($width, $height);
 }
 
-# Copies the rectangles that changed into the framebuffer image (only those).
+# Copies the rectangles that changed into the framebuffer image (only those): straight into the image's
+# memory, or through tinycv's map_raw_data when the image's layout is not the expected one.
 sub _apply_damage ($self) {
-    my @rects = $self->_open_client->take_damage;
-    return unless @rects;
-    my $status = $self->{_client}->status;
-    $self->width($status->{width});
-    $self->height($status->{height});
-    $self->absolute($status->{absolute});
-    my $fb = $self->_framebuffer;
-    unless ($fb && $fb->xres == $status->{width} && $fb->yres == $status->{height}) {
-        $fb = $self->_new_image($status->{width}, $status->{height});
-        $self->_framebuffer($fb);
+    my $client = $self->_open_client;
+    for my $attempt (1 .. 2) {
+        my $status = $client->status;
+        my ($width, $height) = @{$status}{qw(width height)};
+        $self->width($width);
+        $self->height($height);
+        $self->absolute($status->{absolute});
+        my $fb = $self->_framebuffer;
+        unless ($fb && $fb->xres == $width && $fb->yres == $height) {
+            $fb = $self->_new_image($width, $height);
+            $self->_framebuffer($fb);
+        }
+        my $copied = eval {
+            return $client->take_damage_image($fb) unless _use_tinycv();
+            return 1 if $client->take_damage_tinycv($fb, $width, $height) >= 0;
+            $self->_map_damage($fb);
+            1;
+        };
+        return if defined $copied;
+        my $e = $@;
+        # The screen was resized since the status was read: size the image again.
+        die $e unless ref $e && $e->isa('NativeVNC::Error') && $e->kind eq 'usage' && $attempt == 1;
     }
-    if (_use_tinycv()) {
-        my $info = $self->vncinfo;
-        $fb->map_raw_data($_->[4], @$_[0 .. 3], $info) for @rects;
+}
+
+sub _map_damage ($self, $fb) {
+    unless ($self->{_map_raw_data_noted}++) {
+        _diag('consoles::NativeVNC: unexpected tinycv image layout, copying screen updates with map_raw_data');
     }
-    else {
-        $fb->blit(@$_) for @rects;
-    }
+    my $info = $self->vncinfo;
+    $fb->map_raw_data($_->[4], @$_[0 .. 3], $info) for $self->{_client}->take_damage;
 }
 
 # Collects what arrived since the last call; true if at least one framebuffer update did. A broken stream

@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::framebuffer::{Damage, Framebuffer, Rect};
 use crate::handshake::{Credentials, ServerInit};
+use crate::image::Image;
 use crate::messages::ClientMessage;
 use crate::runtime;
 use crate::session::{Event, Session};
@@ -187,6 +188,7 @@ pub struct Client {
     stop: Option<oneshot::Sender<()>>,
     polled_updates: u64,
     polled_messages: u64,
+    polled_pixel_updates: u64,
 }
 
 impl Default for Client {
@@ -203,6 +205,7 @@ impl Client {
             stop: None,
             polled_updates: 0,
             polled_messages: 0,
+            polled_pixel_updates: 0,
         }
     }
 
@@ -243,6 +246,7 @@ impl Client {
             Ok(_) => {
                 self.polled_updates = 0;
                 self.polled_messages = 0;
+                self.polled_pixel_updates = 0;
             }
             Err(_) => self.disconnect(),
         }
@@ -291,6 +295,7 @@ impl Client {
         let st = self.shared.lock();
         let poll = Poll { updates: st.updates - self.polled_updates, messages: st.messages - self.polled_messages };
         let error = st.error.clone();
+        self.polled_pixel_updates = st.pixel_updates;
         drop(st);
         self.polled_updates += poll.updates;
         self.polled_messages += poll.messages;
@@ -300,15 +305,14 @@ impl Client {
         }
     }
 
-    /// Waits until an update with pixel data (not only pseudo-encodings, which servers send on their own
-    /// after SetEncodings) is published after this call, or `timeout` passes; true if one was. Fails if
-    /// the connection breaks meanwhile.
+    /// Waits up to `timeout` for an update with pixel data (not only pseudo-encodings, which servers send
+    /// on their own after SetEncodings) that arrived after the connect, the last [`Self::poll`] or the last
+    /// successful wait; true if there is one. Fails if the connection breaks meanwhile.
     pub fn wait_update(&mut self, timeout: Duration) -> Result<bool> {
         self.check_process()?;
         let deadline = Instant::now() + timeout;
         let mut st = self.shared.lock();
-        let seen = st.pixel_updates;
-        while st.pixel_updates == seen {
+        while st.pixel_updates == self.polled_pixel_updates {
             if let Some(e) = &st.error {
                 return Err(e.clone());
             }
@@ -318,6 +322,7 @@ impl Client {
             }
             st = self.shared.changed.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
         }
+        self.polled_pixel_updates = st.pixel_updates;
         Ok(true)
     }
 
@@ -337,6 +342,54 @@ impl Client {
                     d.copy_from_slice(&px.to_le_bytes());
                 }
             }
+        }
+        Ok(rects)
+    }
+
+    /// Copies every rectangle damaged since the last call into `dst`, a `width x height` image of 3-byte
+    /// B,G,R pixels whose rows start `stride` bytes apart (tinycv's layout), and returns the rectangles.
+    /// Fails without taking the damage if the screen no longer has that size.
+    pub fn take_damage_bgr(&self, dst: &mut [u8], width: u16, height: u16, stride: usize) -> Result<Vec<Rect>> {
+        self.check_process()?;
+        if stride < usize::from(width) * 3 || dst.len() < stride * usize::from(height) {
+            return Err(Error::usage(format!(
+                "a buffer of {} bytes with rows of {stride} bytes cannot hold {width}x{height} pixels",
+                dst.len()
+            )));
+        }
+        let mut st = self.shared.lock();
+        let Some(fb) = st.published.as_ref() else {
+            return Ok(Vec::new());
+        };
+        check_size(fb, width, height)?;
+        let rects = st.damage.take();
+        let fb = st.published.as_ref().expect("checked above");
+        for r in &rects {
+            for y in r.y..r.y + r.h {
+                let start = usize::from(y) * stride + usize::from(r.x) * 3;
+                let row = &mut dst[start..start + usize::from(r.w) * 3];
+                for (d, px) in row.chunks_exact_mut(3).zip(fb.row(r.x, y, r.w)) {
+                    let [b, g, r, _] = px.to_le_bytes();
+                    d.copy_from_slice(&[b, g, r]);
+                }
+            }
+        }
+        Ok(rects)
+    }
+
+    /// Copies every rectangle damaged since the last call into `image`, which must have the screen's size,
+    /// and returns the rectangles.
+    pub fn take_damage_into_image(&self, image: &mut Image) -> Result<Vec<Rect>> {
+        self.check_process()?;
+        let mut st = self.shared.lock();
+        let Some(fb) = st.published.as_ref() else {
+            return Ok(Vec::new());
+        };
+        check_size(fb, image.width(), image.height())?;
+        let rects = st.damage.take();
+        let fb = st.published.as_ref().expect("checked above");
+        for r in &rects {
+            image.copy_from(fb, r);
         }
         Ok(rects)
     }
@@ -410,6 +463,18 @@ impl Drop for Client {
         }
         self.disconnect();
     }
+}
+
+/// The error for a caller whose image no longer has the screen's size.
+fn check_size(fb: &Framebuffer, width: u16, height: u16) -> Result<()> {
+    if (fb.width(), fb.height()) != (width, height) {
+        return Err(Error::usage(format!(
+            "the screen is {}x{}, the image {width}x{height}: resize the image first",
+            fb.width(),
+            fb.height()
+        )));
+    }
+    Ok(())
 }
 
 type ReadHalf = tokio::net::tcp::OwnedReadHalf;

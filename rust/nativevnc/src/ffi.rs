@@ -307,6 +307,42 @@ pub extern "C" fn nv_client_take_damage(
     .unwrap_or(-1)
 }
 
+/// Copies the damage since the last call into a B,G,R image of `width x height` pixels whose rows are
+/// `stride` bytes apart and whose buffer `data` holds `len` bytes; returns the number of rectangles or -1.
+#[no_mangle]
+pub extern "C" fn nv_client_take_damage_bgr(
+    c: *mut NvClient,
+    data: *mut u8,
+    len: usize,
+    width: u16,
+    height: u16,
+    stride: usize,
+    err: *mut *mut NvError,
+) -> i64 {
+    guard(err, || {
+        // SAFETY: `c` is a live client; `data` points to `len` writable bytes.
+        let client = unsafe { client(c)? };
+        if data.is_null() {
+            return Err(Error::usage("no image buffer"));
+        }
+        let dst = unsafe { std::slice::from_raw_parts_mut(data, len) };
+        Ok(client.take_damage_bgr(dst, width, height, stride)?.len() as i64)
+    })
+    .unwrap_or(-1)
+}
+
+/// Copies the damage since the last call into `img`; returns the number of rectangles or -1.
+#[no_mangle]
+pub extern "C" fn nv_client_take_damage_image(c: *mut NvClient, img: *mut Image, err: *mut *mut NvError) -> i64 {
+    guard(err, || {
+        // SAFETY: live client and image.
+        let client = unsafe { client(c)? };
+        let image = unsafe { image(img)? };
+        Ok(client.take_damage_into_image(image)?.len() as i64)
+    })
+    .unwrap_or(-1)
+}
+
 #[no_mangle]
 pub extern "C" fn nv_client_key(c: *mut NvClient, keysym: u32, down: i32, err: *mut *mut NvError) -> i32 {
     // SAFETY: `c` is a live client.

@@ -80,6 +80,15 @@ impl Image {
         Ok(())
     }
 
+    /// Copies rectangle `r` of `fb`, which has this image's size, into the image.
+    pub fn copy_from(&mut self, fb: &Framebuffer, r: &Rect) {
+        let w = usize::from(self.width);
+        for y in r.y..r.y + r.h {
+            let o = usize::from(y) * w + usize::from(r.x);
+            self.pixels[o..o + usize::from(r.w)].copy_from_slice(fb.row(r.x, y, r.w));
+        }
+    }
+
     /// R, G, B bytes, row after row.
     pub fn rgb_bytes(&self) -> Vec<u8> {
         self.pixels.iter().flat_map(|p| [(p >> 16) as u8, (p >> 8) as u8, *p as u8]).collect()

@@ -465,7 +465,12 @@ impl Open {
         }
     }
 
+    /// A new framebuffer size. Servers also announce the unchanged size (TigerVNC answers every full update
+    /// request with ExtendedDesktopSize): then nothing happens.
     fn resize(&mut self, w: u16, h: u16, limits: &Limits, events: &mut VecDeque<Event>) -> Parse<()> {
+        if (w, h) == (self.fb.width(), self.fb.height()) {
+            return Ok(());
+        }
         limits.check_framebuffer(w, h)?;
         self.fb = Framebuffer::new(w, h);
         self.damage.take();
@@ -636,6 +641,22 @@ mod tests {
             e.contains(&Event::Resized { width: 16, height: 2 })
                 && e.contains(&Event::Resized { width: 32, height: 2 })
         );
+    }
+
+    #[test]
+    fn the_same_size_again_keeps_the_screen() {
+        let mut s = Session::new(Config::default(), Credentials::default());
+        s.feed(&handshake(2, 1)).unwrap();
+        let mut v = Vec::new();
+        update_header(&mut v, 2);
+        rect(&mut v, 0, 0, 2, 1, enc::RAW);
+        v.extend_from_slice(&[1, 2, 3, 0, 4, 5, 6, 0]);
+        rect(&mut v, 0, 0, 2, 1, enc::EXTENDED_DESKTOP_SIZE);
+        v.extend_from_slice(&[1, 0, 0, 0]);
+        v.extend_from_slice(&[0; 16]);
+        s.feed(&v).unwrap();
+        assert_eq!(s.framebuffer().unwrap().pixels(), [0x030201, 0x060504]);
+        assert!(!events(&mut s).iter().any(|e| matches!(e, Event::Resized { .. })));
     }
 
     #[test]
