@@ -22,6 +22,7 @@ use crate::framebuffer::{Damage, Framebuffer, Rect};
 use crate::handshake::{Credentials, ServerInit};
 use crate::image::Image;
 use crate::messages::ClientMessage;
+use crate::pixel::pack_bgr;
 use crate::runtime;
 use crate::session::{Event, Session};
 
@@ -367,11 +368,7 @@ impl Client {
         for r in &rects {
             for y in r.y..r.y + r.h {
                 let start = usize::from(y) * stride + usize::from(r.x) * 3;
-                let row = &mut dst[start..start + usize::from(r.w) * 3];
-                for (d, px) in row.chunks_exact_mut(3).zip(fb.row(r.x, y, r.w)) {
-                    let [b, g, r, _] = px.to_le_bytes();
-                    d.copy_from_slice(&[b, g, r]);
-                }
+                pack_bgr(fb.row(r.x, y, r.w), &mut dst[start..start + usize::from(r.w) * 3]);
             }
         }
         Ok(rects)

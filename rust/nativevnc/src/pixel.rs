@@ -279,9 +279,11 @@ impl PixelReader {
     pub fn pixels(&self, src: &[u8], dst: &mut [Rgb]) {
         debug_assert_eq!(src.len(), dst.len() * self.bpp);
         match self.layout {
-            Layout::Bgrx => {
-                for (d, s) in dst.iter_mut().zip(src.chunks_exact(4)) {
-                    *d = u32::from_le_bytes([s[0], s[1], s[2], 0]);
+            // The wire bytes are the framebuffer's own little-endian words: copy, then clear the padding byte.
+            Layout::Bgrx if cfg!(target_endian = "little") => {
+                bytemuck::cast_slice_mut::<Rgb, u8>(dst).copy_from_slice(src);
+                for d in dst.iter_mut() {
+                    *d &= 0x00ff_ffff;
                 }
             }
             _ => {
@@ -344,9 +346,35 @@ impl ChannelScale {
     }
 }
 
+/// Packs pixels into 3-byte B,G,R (tinycv's layout); `dst` holds `3 * src.len()` bytes. Four pixels at a
+/// time become three little-endian words, which is several times faster than byte by byte.
+pub fn pack_bgr(src: &[Rgb], dst: &mut [u8]) {
+    debug_assert_eq!(dst.len(), src.len() * 3);
+    let mut quads = dst.chunks_exact_mut(12);
+    let mut pixels = src.chunks_exact(4);
+    for (d, p) in (&mut quads).zip(&mut pixels) {
+        let (a, b, c, e) = (p[0] & 0xff_ffff, p[1] & 0xff_ffff, p[2] & 0xff_ffff, p[3] & 0xff_ffff);
+        d[0..4].copy_from_slice(&(a | b << 24).to_le_bytes());
+        d[4..8].copy_from_slice(&(b >> 8 | c << 16).to_le_bytes());
+        d[8..12].copy_from_slice(&(c >> 16 | e << 8).to_le_bytes());
+    }
+    for (d, p) in quads.into_remainder().chunks_exact_mut(3).zip(pixels.remainder()) {
+        d.copy_from_slice(&p.to_le_bytes()[..3]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packs_bgr() {
+        let src: Vec<Rgb> = (0..7u32).map(|i| 0xff00_0000 | (i * 0x030201 + 0x102030)).collect();
+        let mut dst = vec![0; 21];
+        pack_bgr(&src, &mut dst);
+        let expected: Vec<u8> = src.iter().flat_map(|p| [*p as u8, (p >> 8) as u8, (p >> 16) as u8]).collect();
+        assert_eq!(dst, expected);
+    }
 
     #[test]
     fn wire_round_trip() {
