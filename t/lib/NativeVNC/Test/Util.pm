@@ -143,20 +143,21 @@ C<"$what did not finish within ${timeout}s"> when the alarm fires. Re-arms an ou
 
 sub with_timeout ($timeout, $what, $code) {
     my $want_list = wantarray;
-    my $start = time;
-    my $outer = alarm 0;
+    my $start = Time::HiRes::time();
+    # Time::HiRes::alarm keeps fractions: whole seconds would shorten an outer alarm on every call.
+    my $outer = Time::HiRes::alarm(0);
     my $marker = "nativevnc-timeout-" . int(rand(1e9)) . "\n";
     my ($ok, @result, $error);
     {
         local $SIG{ALRM} = sub { die $marker };
-        alarm(int($timeout) > 0 ? int($timeout) : 1);
+        Time::HiRes::alarm($timeout > 0 ? $timeout : 1);
         $ok = eval { @result = $want_list ? $code->() : scalar $code->(); 1 };
         $error = $@;
         alarm 0;
     }
     if ($outer) {
-        my $left = $outer - (time - $start);
-        alarm($left > 1 ? int($left) : 1);
+        my $left = $outer - (Time::HiRes::time() - $start);
+        Time::HiRes::alarm($left > 0.01 ? $left : 0.01);
     }
     croak "$what did not finish within ${timeout}s" if !$ok && $error eq $marker;
     die $error unless $ok;
