@@ -2,7 +2,7 @@
 
 mod target;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -128,7 +128,7 @@ fn connect_only(server: &Server) -> Result<Client> {
     }
 }
 
-fn screenshot(server: &Server, out: &PathBuf, timeout: f64) -> Result<()> {
+fn screenshot(server: &Server, out: &Path, timeout: f64) -> Result<()> {
     let client = connect(server, seconds(timeout, "--timeout")?)?;
     let image = client.with_framebuffer(Image::from_framebuffer)?.ok_or_else(|| Error::protocol("no screen"))?;
     image.write(out)?;

@@ -3,6 +3,10 @@
 //! Conventions: functions that can fail return 0 on success and -1 on failure, with `*err` set to an
 //! [`NvError`] the caller frees with [`nv_error_free`]. Every function catches panics; a panic becomes an
 //! error of kind "internal", never an unwind into C. Pointers handed in are only borrowed for the call.
+//!
+//! The functions are `unsafe` because they trust their caller with pointers: every pointer is NULL (where
+//! the function allows it) or valid for the call; objects (`NvClient`, `Image`) come from this module and
+//! are not used after they are freed; a buffer comes with its true length.
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -77,8 +81,11 @@ unsafe fn arg_str<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>> {
     CStr::from_ptr(p).to_str().map(Some).map_err(|_| Error::usage(format!("{what} is not valid UTF-8")))
 }
 
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_error_free(e: *mut NvError) {
+pub unsafe extern "C" fn nv_error_free(e: *mut NvError) {
     if e.is_null() {
         return;
     }
@@ -133,8 +140,11 @@ pub extern "C" fn nv_client_new() -> *mut NvClient {
     catch_unwind(|| Box::into_raw(Box::new(NvClient(Client::new())))).unwrap_or(std::ptr::null_mut())
 }
 
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_client_free(c: *mut NvClient) {
+pub unsafe extern "C" fn nv_client_free(c: *mut NvClient) {
     if c.is_null() {
         return;
     }
@@ -191,8 +201,11 @@ fn fill_status(c: &Client, out: &mut NvStatus) {
 }
 
 /// Connects and runs the handshake; blocks up to the connect timeout.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_client_connect(
+pub unsafe extern "C" fn nv_client_connect(
     c: *mut NvClient,
     options: *const NvConnectOptions,
     out: *mut NvStatus,
@@ -210,14 +223,20 @@ pub extern "C" fn nv_client_connect(
     }))
 }
 
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_client_disconnect(c: *mut NvClient) {
+pub unsafe extern "C" fn nv_client_disconnect(c: *mut NvClient) {
     // SAFETY: `c` is a live client.
     let _ = catch_unwind(AssertUnwindSafe(|| unsafe { client(c) }.map(Client::disconnect)));
 }
 
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_client_status(c: *mut NvClient, out: *mut NvStatus) -> i32 {
+pub unsafe extern "C" fn nv_client_status(c: *mut NvClient, out: *mut NvStatus) -> i32 {
     status(guard(std::ptr::null_mut(), || {
         // SAFETY: pointers from the caller, valid for the call.
         let client = unsafe { client(c)? };
@@ -228,8 +247,11 @@ pub extern "C" fn nv_client_status(c: *mut NvClient, out: *mut NvStatus) -> i32 
 }
 
 /// Updates and messages since the last poll; fails with the connection's error if it broke.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_client_poll(
+pub unsafe extern "C" fn nv_client_poll(
     c: *mut NvClient,
     updates: *mut u64,
     messages: *mut u64,
@@ -252,8 +274,11 @@ pub extern "C" fn nv_client_poll(
 }
 
 /// Waits up to `timeout_ms` for an update; returns 1 if one arrived, 0 if not, -1 on error.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_client_wait_update(c: *mut NvClient, timeout_ms: u32, err: *mut *mut NvError) -> i32 {
+pub unsafe extern "C" fn nv_client_wait_update(c: *mut NvClient, timeout_ms: u32, err: *mut *mut NvError) -> i32 {
     guard(err, || {
         // SAFETY: `c` is a live client.
         let client = unsafe { client(c)? };
@@ -287,8 +312,11 @@ impl PixelSink for CSink {
 
 /// Hands the pixels of every rectangle damaged since the last call to `sink` (one call per rectangle,
 /// bytes B,G,R,0 per pixel) and returns the number of rectangles, or -1 on error.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_client_take_damage(
+pub unsafe extern "C" fn nv_client_take_damage(
     c: *mut NvClient,
     sink: NvPixelSinkFn,
     ctx: *mut c_void,
@@ -309,8 +337,11 @@ pub extern "C" fn nv_client_take_damage(
 
 /// Copies the damage since the last call into a B,G,R image of `width x height` pixels whose rows are
 /// `stride` bytes apart and whose buffer `data` holds `len` bytes; returns the number of rectangles or -1.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_client_take_damage_bgr(
+pub unsafe extern "C" fn nv_client_take_damage_bgr(
     c: *mut NvClient,
     data: *mut u8,
     len: usize,
@@ -332,8 +363,11 @@ pub extern "C" fn nv_client_take_damage_bgr(
 }
 
 /// Copies the damage since the last call into `img`; returns the number of rectangles or -1.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_client_take_damage_image(c: *mut NvClient, img: *mut Image, err: *mut *mut NvError) -> i64 {
+pub unsafe extern "C" fn nv_client_take_damage_image(c: *mut NvClient, img: *mut Image, err: *mut *mut NvError) -> i64 {
     guard(err, || {
         // SAFETY: live client and image.
         let client = unsafe { client(c)? };
@@ -343,23 +377,38 @@ pub extern "C" fn nv_client_take_damage_image(c: *mut NvClient, img: *mut Image,
     .unwrap_or(-1)
 }
 
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_client_key(c: *mut NvClient, keysym: u32, down: i32, err: *mut *mut NvError) -> i32 {
+pub unsafe extern "C" fn nv_client_key(c: *mut NvClient, keysym: u32, down: i32, err: *mut *mut NvError) -> i32 {
     // SAFETY: `c` is a live client.
     status(guard(err, || unsafe { client(c)? }.key(keysym, down != 0)))
 }
 
 /// A pointer event; coordinates are clamped to 0..=65535.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_client_pointer(c: *mut NvClient, buttons: u8, x: i64, y: i64, err: *mut *mut NvError) -> i32 {
+pub unsafe extern "C" fn nv_client_pointer(
+    c: *mut NvClient,
+    buttons: u8,
+    x: i64,
+    y: i64,
+    err: *mut *mut NvError,
+) -> i32 {
     let clamp = |v: i64| v.clamp(0, i64::from(u16::MAX)) as u16;
     // SAFETY: `c` is a live client.
     status(guard(err, || unsafe { client(c)? }.pointer(buttons, clamp(x), clamp(y))))
 }
 
 /// Requests an update of the given rectangle, or of the whole screen when `w` or `h` is 0.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_client_request_update(
+pub unsafe extern "C" fn nv_client_request_update(
     c: *mut NvClient,
     incremental: i32,
     x: u16,
@@ -377,8 +426,11 @@ pub extern "C" fn nv_client_request_update(
 pub type NvLogFn = extern "C" fn(ctx: *mut c_void, warning: i32, message: *const c_char, len: usize);
 
 /// Calls `f` for every log line the connection produced since the last call.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_client_take_log(c: *mut NvClient, f: NvLogFn, ctx: *mut c_void) {
+pub unsafe extern "C" fn nv_client_take_log(c: *mut NvClient, f: NvLogFn, ctx: *mut c_void) {
     let _ = guard(std::ptr::null_mut(), || {
         // SAFETY: `c` is a live client.
         for line in unsafe { client(c)? }.take_log() {
@@ -391,8 +443,11 @@ pub extern "C" fn nv_client_take_log(c: *mut NvClient, f: NvLogFn, ctx: *mut c_v
 pub type NvCountFn = extern "C" fn(ctx: *mut c_void, encoding: i32, count: u64);
 
 /// Calls `f` with the number of rectangles received per encoding on the current connection.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_client_encoding_counts(c: *mut NvClient, f: NvCountFn, ctx: *mut c_void) {
+pub unsafe extern "C" fn nv_client_encoding_counts(c: *mut NvClient, f: NvCountFn, ctx: *mut c_void) {
     let _ = guard(std::ptr::null_mut(), || {
         // SAFETY: `c` is a live client.
         for (encoding, count) in unsafe { client(c)? }.rects_by_encoding() {
@@ -403,8 +458,11 @@ pub extern "C" fn nv_client_encoding_counts(c: *mut NvClient, f: NvCountFn, ctx:
 }
 
 /// A copy of the current screen, or NULL (with `*err`) when there is none.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_client_snapshot(c: *mut NvClient, err: *mut *mut NvError) -> *mut Image {
+pub unsafe extern "C" fn nv_client_snapshot(c: *mut NvClient, err: *mut *mut NvError) -> *mut Image {
     guard(err, || {
         // SAFETY: `c` is a live client.
         let client = unsafe { client(c)? };
@@ -416,8 +474,11 @@ pub extern "C" fn nv_client_snapshot(c: *mut NvClient, err: *mut *mut NvError) -
 
 /// The keysyms of an os-autoinst key chord such as `ctrl-alt-f2`, in press order. Writes at most `cap`
 /// keysyms to `out` and their number to `*n`.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_key_chord(
+pub unsafe extern "C" fn nv_key_chord(
     keys: *const c_char,
     len: usize,
     out: *mut u32,
@@ -442,8 +503,11 @@ pub extern "C" fn nv_key_chord(
 }
 
 /// Writes up to `cap` encodings of the default preference list to `out`; returns how many there are.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_default_encodings(out: *mut i32, cap: usize) -> usize {
+pub unsafe extern "C" fn nv_default_encodings(out: *mut i32, cap: usize) -> usize {
     let list = Config::default_encodings();
     let n = list.len().min(cap);
     if !out.is_null() {
@@ -456,8 +520,11 @@ pub extern "C" fn nv_default_encodings(out: *mut i32, cap: usize) -> usize {
 pub type NvKeyMapFn = extern "C" fn(ctx: *mut c_void, name: *const c_char, len: usize, keysyms: *const u32, n: usize);
 
 /// Calls `f` for every entry of os-autoinst's X11 keymap (see [`keys::keymap`]).
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_key_map(f: NvKeyMapFn, ctx: *mut c_void) {
+pub unsafe extern "C" fn nv_key_map(f: NvKeyMapFn, ctx: *mut c_void) {
     let _ = guard(std::ptr::null_mut(), || {
         for (name, keysyms) in keys::keymap() {
             f(ctx, name.as_ptr().cast(), name.len(), keysyms.as_ptr(), keysyms.len());
@@ -466,8 +533,11 @@ pub extern "C" fn nv_key_map(f: NvKeyMapFn, ctx: *mut c_void) {
     });
 }
 
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_image_new(width: u32, height: u32, err: *mut *mut NvError) -> *mut Image {
+pub unsafe extern "C" fn nv_image_new(width: u32, height: u32, err: *mut *mut NvError) -> *mut Image {
     guard(err, || {
         let (w, h) = (u16::try_from(width), u16::try_from(height));
         let (Ok(w), Ok(h)) = (w, h) else {
@@ -478,8 +548,11 @@ pub extern "C" fn nv_image_new(width: u32, height: u32, err: *mut *mut NvError) 
     .map_or(std::ptr::null_mut(), |i| Box::into_raw(Box::new(i)))
 }
 
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_image_free(img: *mut Image) {
+pub unsafe extern "C" fn nv_image_free(img: *mut Image) {
     if !img.is_null() {
         // SAFETY: `img` came from this module and is freed once.
         let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(img) })));
@@ -492,8 +565,11 @@ unsafe fn image<'a>(img: *mut Image) -> Result<&'a mut Image> {
     img.as_mut().ok_or_else(|| Error::usage("no image"))
 }
 
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_image_size(img: *mut Image, w: *mut u32, h: *mut u32) {
+pub unsafe extern "C" fn nv_image_size(img: *mut Image, w: *mut u32, h: *mut u32) {
     let _ = guard(std::ptr::null_mut(), || {
         // SAFETY: live image, valid out pointers.
         let i = unsafe { image(img)? };
@@ -506,8 +582,11 @@ pub extern "C" fn nv_image_size(img: *mut Image, w: *mut u32, h: *mut u32) {
 }
 
 /// Copies `len` bytes of B,G,R,0 pixels into the rectangle.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_image_blit(
+pub unsafe extern "C" fn nv_image_blit(
     img: *mut Image,
     x: u16,
     y: u16,
@@ -526,15 +605,21 @@ pub extern "C" fn nv_image_blit(
 }
 
 /// The pixel at (`x`, `y`) as `0x00RRGGBB`, or -1 outside the image.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_image_pixel(img: *mut Image, x: u32, y: u32) -> i64 {
+pub unsafe extern "C" fn nv_image_pixel(img: *mut Image, x: u32, y: u32) -> i64 {
     // SAFETY: live image.
     guard(std::ptr::null_mut(), || Ok(unsafe { image(img)? }.pixel(x, y).map_or(-1, i64::from))).unwrap_or(-1)
 }
 
 /// Writes the image as PNG (or PPM for a `.ppm` name).
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub extern "C" fn nv_image_write(img: *mut Image, path: *const c_char, err: *mut *mut NvError) -> i32 {
+pub unsafe extern "C" fn nv_image_write(img: *mut Image, path: *const c_char, err: *mut *mut NvError) -> i32 {
     status(guard(err, || {
         // SAFETY: live image; NUL-terminated path.
         let i = unsafe { image(img)? };
@@ -553,10 +638,13 @@ mod tests {
         let r: Option<()> = guard(&mut err, || panic!("boom"));
         assert!(r.is_none());
         // SAFETY: set by guard.
-        let e = unsafe { &*err };
-        assert_eq!(e.kind, ErrorKind::Internal as i32);
-        assert_eq!(unsafe { CStr::from_ptr(e.message) }.to_str().unwrap(), "internal error: boom");
-        nv_error_free(err);
+        // SAFETY: set by guard, freed once.
+        unsafe {
+            let e = &*err;
+            assert_eq!(e.kind, ErrorKind::Internal as i32);
+            assert_eq!(CStr::from_ptr(e.message).to_str().unwrap(), "internal error: boom");
+            nv_error_free(err);
+        }
     }
 
     #[test]
@@ -565,14 +653,15 @@ mod tests {
         let mut n = 0;
         let mut err: *mut NvError = std::ptr::null_mut();
         let keys = "ctrl-alt-f2";
-        assert_eq!(nv_key_chord(keys.as_ptr().cast(), keys.len(), out.as_mut_ptr(), 8, &mut n, &mut err), 0);
-        assert_eq!(&out[..n], [0xffe3, 0xffe9, 0xffbf]);
         let bad = "nosuchkey";
-        assert_eq!(nv_key_chord(bad.as_ptr().cast(), bad.len(), out.as_mut_ptr(), 8, &mut n, &mut err), -1);
-        // SAFETY: set by the failed call.
-        let e = unsafe { &*err };
-        assert_eq!(e.kind, ErrorKind::Usage as i32);
-        nv_error_free(err);
+        // SAFETY: valid buffers of the stated lengths; the error is freed once.
+        unsafe {
+            assert_eq!(nv_key_chord(keys.as_ptr().cast(), keys.len(), out.as_mut_ptr(), 8, &mut n, &mut err), 0);
+            assert_eq!(&out[..n], [0xffe3, 0xffe9, 0xffbf]);
+            assert_eq!(nv_key_chord(bad.as_ptr().cast(), bad.len(), out.as_mut_ptr(), 8, &mut n, &mut err), -1);
+            assert_eq!((*err).kind, ErrorKind::Usage as i32);
+            nv_error_free(err);
+        }
     }
 
     #[test]
@@ -596,13 +685,15 @@ mod tests {
             scancode_keys: 1,
         };
         let mut err: *mut NvError = std::ptr::null_mut();
-        assert_eq!(nv_client_connect(c, &options, std::ptr::null_mut(), &mut err), -1);
-        // SAFETY: set by the failed call.
-        let e = unsafe { &*err };
-        assert_eq!(e.kind, ErrorKind::Connect as i32);
-        let msg = unsafe { CStr::from_ptr(e.message) }.to_str().unwrap();
-        assert!(msg.starts_with(&format!("connecting to 127.0.0.1:{port}: ")), "{msg}");
-        nv_error_free(err);
-        nv_client_free(c);
+        // SAFETY: a live client, valid options; the error and the client are freed once.
+        unsafe {
+            assert_eq!(nv_client_connect(c, &options, std::ptr::null_mut(), &mut err), -1);
+            let e = &*err;
+            assert_eq!(e.kind, ErrorKind::Connect as i32);
+            let msg = CStr::from_ptr(e.message).to_str().unwrap();
+            assert!(msg.starts_with(&format!("connecting to 127.0.0.1:{port}: ")), "{msg}");
+            nv_error_free(err);
+            nv_client_free(c);
+        }
     }
 }

@@ -6,15 +6,16 @@
 //! * `1000` Fill: one `TPIXEL` colours the whole rectangle.
 //! * `1001` JPEG: a compact length, then a JPEG image of the rectangle's size.
 //! * `1010` PNG (TightPNG only): a compact length, then a PNG image of the rectangle's size.
-//! * `0iss` Basic (Tight only): stream `ss`; `i` says a filter-id byte follows (Copy, Palette or
-//!   Gradient). The filtered data is sent as is when it is shorter than 12 bytes, otherwise as a compact
-//!   length and zlib data on the stream.
+//! * `0iss` Basic: stream `ss`; `i` says a filter-id byte follows (Copy, Palette or Gradient). The
+//!   filtered data is sent as is when it is shorter than 12 bytes, otherwise as a compact length and zlib
+//!   data on the stream. TightPNG is meant to replace Basic with PNG, but QEMU (10.0 at least) still sends
+//!   gradient-filtered Basic rectangles in TightPNG when lossy compression is on, so both accept it.
 //!
 //! A `TPIXEL` is three bytes R, G, B when the pixel format is 32-bit true colour of depth 24 with 8-bit
 //! channels (whatever the shifts and byte order), and a `PIXEL` otherwise.
 //!
-//! Rectangles are at most 2048 pixels wide. The decoder is atomic: it reads the whole rectangle before it resets or inflates a stream or writes a
-//! pixel, so a retry with more input starts from the same state.
+//! Rectangles are at most 2048 pixels wide. The decoder is atomic: it reads the whole rectangle before it
+//! resets or inflates a stream or writes a pixel, so a retry with more input starts from the same state.
 
 use super::{atomic, Ctx, Progress, Resume};
 use crate::codec::{Incomplete, Parse, Reader};
@@ -25,9 +26,9 @@ use crate::pixel::{PixelReader, Rgb};
 /// Which of the two encodings a rectangle uses; they differ only in the compression types allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flavour {
-    /// Tight: Fill, JPEG and Basic.
+    /// Tight: Fill, JPEG and Basic; PNG is not allowed.
     Tight,
-    /// TightPNG: Fill, JPEG and PNG.
+    /// TightPNG: Fill, JPEG, PNG, and Basic as QEMU sends it.
     TightPng,
 }
 
@@ -88,15 +89,8 @@ pub(crate) fn decode(
                 reset_streams(ctx, resets);
                 put_png(data, rect, ctx.fb, &mut ctx.scratch.bytes, enc)?;
             }
-            method if method & 0x8 == 0 && flavour == Flavour::Tight => {
-                basic(r, rect, ctx, control)?;
-            }
             method if method & 0x8 == 0 => {
-                return Err(ProtocolError::malformed(
-                    enc,
-                    format!("basic compression (control byte {control:#04x}) is not allowed"),
-                )
-                .into());
+                basic(r, rect, ctx, control)?;
             }
             method => {
                 return Err(ProtocolError::malformed(
@@ -798,12 +792,13 @@ mod tests {
     }
 
     #[test]
-    fn tight_png_rejects_basic_compression() {
+    fn tight_png_accepts_basic_as_qemu_sends_it() {
         let mut h = Harness::new(4, 4);
-        for control in [0x00, 0x40, 0x70] {
-            let e = h.decode(TIGHT_PNG, Rect::new(0, 0, 1, 1), &[control, 0, 0, 0, 0]).unwrap_err();
-            assert!(malformed(e).contains("basic compression"), "{control:#x}");
-        }
+        let r = Rect::new(1, 1, 2, 1);
+        // Basic, stream 0, Copy without a filter byte, 2 TPIXELs of 3 bytes: fewer than 12 bytes, so raw.
+        let input = [0x00, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60];
+        assert_eq!(h.decode(TIGHT_PNG, r, &input), Ok(Progress::Done(input.len())));
+        assert_eq!(h.pixels_of(r), [0x102030, 0x405060]);
     }
 
     #[test]
