@@ -135,6 +135,8 @@ subtest 'disable_vnc_stalls and disable' => sub {
     is($console->{vnc}->check_vnc_stalls, 0, 'stall detection is off');
     my $vnc = $console->{vnc};
     my $clients = sub { scalar @{ $guest->qmp('query-vnc')->{clients} // [] } };
+    # QEMU notices a closed connection in its own time.
+    wait_until(10, 'QEMU sees one client', sub { $clients->() == 1 });
     is($clients->(), 1, 'one VNC client connected before');
     $console->disable;
     ok(!$console->{vnc}, 'disable drops the VNC object');

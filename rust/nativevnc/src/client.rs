@@ -187,6 +187,8 @@ pub struct Client {
     shared: Arc<Shared>,
     /// Dropping it tells the connection task to close.
     stop: Option<oneshot::Sender<()>>,
+    /// Disconnects when the connection task has finished and its socket is closed.
+    finished: Option<std::sync::mpsc::Receiver<()>>,
     polled_updates: u64,
     polled_messages: u64,
     polled_pixel_updates: u64,
@@ -204,6 +206,7 @@ impl Client {
             pid: std::process::id(),
             shared: Arc::new(Shared::new()),
             stop: None,
+            finished: None,
             polled_updates: 0,
             polled_messages: 0,
             polled_pixel_updates: 0,
@@ -235,10 +238,12 @@ impl Client {
         };
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         let (stop_tx, stop_rx) = oneshot::channel();
+        let (finished_tx, finished_rx) = std::sync::mpsc::sync_channel(1);
         let wait = options.connect_timeout + Duration::from_secs(1);
         let description = format!("{}:{}", options.host, options.port);
-        runtime::handle().spawn(connection(self.shared.clone(), generation, options, ready_tx, stop_rx));
+        runtime::handle().spawn(connection(self.shared.clone(), generation, options, ready_tx, stop_rx, finished_tx));
         self.stop = Some(stop_tx);
+        self.finished = Some(finished_rx);
         let result = match ready_rx.recv_timeout(wait) {
             Ok(result) => result,
             Err(_) => Err(Error::timeout(format!("connecting to {description} did not finish in time"))),
@@ -254,10 +259,16 @@ impl Client {
         result
     }
 
-    /// Closes the connection, if any. Queued input is kept for the next connection.
+    /// Closes the connection, if any, and waits (a moment at most) until its socket is closed. Queued input
+    /// is kept for the next connection.
     pub fn disconnect(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(finished) = self.finished.take() {
+            if std::process::id() == self.pid {
+                let _ = finished.recv_timeout(Duration::from_secs(2));
+            }
         }
         if std::process::id() == self.pid {
             let mut st = self.shared.lock();
@@ -456,6 +467,9 @@ impl Drop for Client {
             if let Some(stop) = self.stop.take() {
                 std::mem::forget(stop);
             }
+            if let Some(finished) = self.finished.take() {
+                std::mem::forget(finished);
+            }
             return;
         }
         self.disconnect();
@@ -478,13 +492,16 @@ type ReadHalf = tokio::net::tcp::OwnedReadHalf;
 type WriteHalf = tokio::net::tcp::OwnedWriteHalf;
 
 /// The connection task: connect, handshake, then read, decode and publish until stopped or broken.
+/// `finished` is dropped last, after the socket: [`Client::disconnect`] waits for that.
 async fn connection(
     shared: Arc<Shared>,
     generation: u64,
     options: ConnectOptions,
     ready: std::sync::mpsc::SyncSender<Result<ServerInit>>,
     stop: oneshot::Receiver<()>,
+    finished: std::sync::mpsc::SyncSender<()>,
 ) {
+    let _finished = finished;
     let opened = tokio::time::timeout(options.connect_timeout, open(&options)).await;
     let (reader, writer, session) = match opened {
         Ok(Ok(parts)) => parts,
@@ -592,6 +609,7 @@ async fn run(
         Error::protocol("the connection was closed")
     });
     publish(shared, generation, &mut session);
+    let mut writer_done = false;
     let result = loop {
         if take_input(shared, &mut session, &out_tx).is_err() {
             break Err(Error::protocol("the connection's writer stopped"));
@@ -599,7 +617,10 @@ async fn run(
         let mid_message = session.is_mid_message();
         tokio::select! {
             _ = &mut stop => break Ok(()),
-            e = &mut write_task => break Err(e.unwrap_or_else(|_| Error::protocol("the connection's writer failed"))),
+            e = &mut write_task => {
+                writer_done = true;
+                break Err(e.unwrap_or_else(|_| Error::protocol("the connection's writer failed")));
+            }
             _ = shared.wake.notified() => {}
             r = async {
                 if mid_message {
@@ -617,7 +638,11 @@ async fn run(
             }
         }
     };
-    write_task.abort();
+    // The writer owns half of the socket: the socket is closed once the writer task is gone.
+    if !writer_done {
+        write_task.abort();
+        let _ = write_task.await;
+    }
     result
 }
 
