@@ -9,9 +9,12 @@
 //! `input` holds the bytes received so far, starting where the previous call stopped. The decoder consumes
 //! whole units and says how many bytes it used: [`Progress::Done`] when the rectangle is complete,
 //! [`Progress::Partial`] when it needs more bytes. Raw, Hextile and TRLE decode row by row or tile by tile
-//! and keep their place in [`Resume`], so a large rectangle never has to be buffered whole. The others
-//! decode a rectangle at once ([`atomic`]) and must read all of their input before they change any state
-//! (the zlib streams), so that a retry with more bytes starts from the same state.
+//! and keep their place in [`Resume`], so a large rectangle never has to be buffered whole. ZRLE and Zlib
+//! feed their compressed bytes to the connection's zlib stream as they arrive and decode tiles or pixels
+//! from a small window of inflated bytes ([`zlib::decode_chunk`]); every byte they report as used is in
+//! the stream and in [`Resume`]. The others decode a rectangle at once ([`atomic`]) and must read all of
+//! their input before they change any state (the Tight zlib streams), so that a retry with more bytes
+//! starts from the same state.
 //!
 //! The session has checked `rect` against the framebuffer before the first call; decoders write only
 //! inside it. Anything that can never be valid is a [`ProtocolError`].
@@ -45,13 +48,15 @@ pub(crate) enum Progress {
 /// Where a decoder that works in units stopped, carried between calls for one rectangle.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Resume {
-    /// Rows (Raw) or tiles (Hextile, TRLE) already decoded.
+    /// Rows (Raw), tiles (Hextile, TRLE, ZRLE) or pixels (Zlib) already decoded.
     pub unit: u32,
     /// Hextile's background and foreground colours carry from tile to tile.
     pub background: Rgb,
     pub foreground: Rgb,
     /// TRLE's palette carries to tiles that reuse it.
     pub palette: Vec<Rgb>,
+    /// ZRLE's and Zlib's compressed chunk and window of inflated bytes.
+    pub chunk: zlib::Chunk,
 }
 
 /// State that lives as long as the connection: the zlib streams.
@@ -140,6 +145,29 @@ impl Default for Inflater {
 impl Inflater {
     pub fn reset(&mut self) {
         self.z.reset(true);
+    }
+
+    /// Inflates from `input` into `out` as far as either goes; returns the bytes consumed and produced.
+    /// The stream keeps what it consumed (never offer those bytes again) and may hold back output until
+    /// `out` has room: with input left or `out` full, call again. Fails if the data is corrupt or the
+    /// stream ends.
+    pub fn inflate_some(
+        &mut self,
+        input: &[u8],
+        out: &mut [u8],
+        encoding: &'static str,
+    ) -> Result<(usize, usize), ProtocolError> {
+        let before_in = self.z.total_in();
+        let before_out = self.z.total_out();
+        let status = self
+            .z
+            .decompress(input, out, flate2::FlushDecompress::Sync)
+            .map_err(|e| ProtocolError::malformed(encoding, format!("corrupt zlib data: {e}")))?;
+        if status == flate2::Status::StreamEnd {
+            return Err(ProtocolError::malformed(encoding, "the zlib stream ended"));
+        }
+        // Both are at most the slices' lengths.
+        Ok(((self.z.total_in() - before_in) as usize, (self.z.total_out() - before_out) as usize))
     }
 
     /// Inflates all of `input`, a complete chunk the server flushed, into `out` (replacing its contents).
@@ -331,6 +359,29 @@ mod tests {
         assert_eq!(out, vec![7; 5000]);
         i.inflate_exact(&b, &mut out, 12, "test").unwrap();
         assert_eq!(out, b"second chunk");
+    }
+
+    #[test]
+    fn inflater_streams_in_small_steps() {
+        let mut d = Deflater::default();
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i * 7 / 3) as u8).collect();
+        let z = [d.chunk(&data), d.chunk(b"and more")].concat();
+        let mut i = Inflater::default();
+        let (mut fed, mut out, mut buf) = (0, Vec::new(), [0; 100]);
+        // Input a byte more at a time, output into 100 bytes: every byte is consumed once.
+        for end in 1..=z.len() {
+            loop {
+                let (consumed, produced) = i.inflate_some(&z[fed..end], &mut buf, "test").unwrap();
+                fed += consumed;
+                out.extend_from_slice(&buf[..produced]);
+                if produced < buf.len() && fed == end {
+                    break;
+                }
+            }
+        }
+        assert_eq!(out, [&data[..], b"and more"].concat());
+        let e = Inflater::default().inflate_some(&[0x78, 0x9c, 0xff, 0xff, 0xff, 0, 0x12], &mut buf, "Zlib");
+        assert!(e.unwrap_err().to_string().starts_with("Zlib: corrupt zlib data"));
     }
 
     #[test]

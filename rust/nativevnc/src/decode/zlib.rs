@@ -1,39 +1,274 @@
 //! Zlib (encoding 6): `u32 length`, then that many bytes of the connection's Zlib stream, which inflate to
-//! the rectangle's `w * h` pixels in the Raw layout. Decoded once the whole chunk is there.
+//! the rectangle's `w * h` pixels in the Raw layout. Decoded pixel by pixel as the inflated bytes arrive.
 //!
-//! [`read_chunk`] reads the length-prefixed chunk for ZRLE too.
+//! [`decode_chunk`] streams a length-prefixed zlib chunk for ZRLE too: every call feeds the compressed bytes
+//! it is offered to the connection's stream (each byte exactly once: the stream keeps its state), inflates
+//! them into a window of at most [`WINDOW`] bytes, decodes the complete units (pixels here, tiles for ZRLE)
+//! and keeps only the bytes of an incomplete one. A rectangle needs that window and no more, whatever the
+//! size of its chunk.
 
-use super::{atomic, Ctx, Progress, Resume};
-use crate::codec::{Parse, Reader};
+use std::fmt;
+
+use super::{Ctx, Inflater, Progress, Resume, Streams};
+use crate::codec::{Parse, ReadError, Reader};
 use crate::config::Limits;
 use crate::error::ProtocolError;
-use crate::framebuffer::Rect;
+use crate::framebuffer::{Framebuffer, Rect};
+use crate::pixel::PixelReader;
 
-pub(crate) fn decode(rect: &Rect, input: &[u8], _: &mut Resume, ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
+/// The most inflated bytes a rectangle keeps: room for a ZRLE tile (at most `1 + 64 * 64 * 5` bytes) with
+/// plenty to spare, so that most steps inflate many tiles or rows at once.
+pub(super) const WINDOW: usize = 64 << 10;
+
+pub(crate) fn decode(rect: &Rect, input: &[u8], resume: &mut Resume, ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
     let bpp = ctx.pixels.bytes_per_pixel();
     let expected = rect.area() * bpp as u64;
-    atomic(input, |r| {
-        let data = read_chunk(r, "Zlib", "Zlib data", expected, ctx.limits)?;
-        ctx.streams.zlib.inflate_exact(data, &mut ctx.scratch.bytes, to_usize(expected), "Zlib")?;
-        let row_len = usize::from(rect.w) * bpp;
-        if row_len > 0 {
-            for (dy, row) in (0..rect.h).zip(ctx.scratch.bytes.chunks_exact(row_len)) {
-                ctx.pixels.pixels(row, ctx.fb.row_mut(rect.x, rect.y + dy, rect.w));
-            }
-        }
-        Ok(())
-    })
+    let spec = Spec { encoding: "Zlib", what: "Zlib data", max_inflated: expected, stream: |s| &mut s.zlib };
+    decode_chunk(input, resume, ctx, &spec, &Pixels { rect: *rect, bpp, expected })
 }
 
-/// Reads `u32 length` and the `length` bytes of zlib data after it. A length no rectangle inflating to at
-/// most `max_inflated` bytes can need is an error at once, before waiting for the bytes.
-pub(super) fn read_chunk<'a>(
-    r: &mut Reader<'a>,
+/// Zlib's units: the rectangle's pixels, row after row; a row may be decoded in pieces.
+struct Pixels {
+    rect: Rect,
+    bpp: usize,
+    expected: u64,
+}
+
+impl Units for Pixels {
+    fn count(&self) -> u32 {
+        // At most 65535 * 65535, which fits.
+        u32::try_from(self.rect.area()).unwrap_or(u32::MAX)
+    }
+
+    fn decode(
+        &self,
+        data: &[u8],
+        _: bool,
+        unit: &mut u32,
+        pixels: &PixelReader,
+        fb: &mut Framebuffer,
+    ) -> Result<usize, ProtocolError> {
+        let (w, count) = (u32::from(self.rect.w), self.count());
+        let mut used = 0;
+        while *unit < count {
+            let (dy, dx) = (*unit / w, *unit % w);
+            let n = (w - dx).min(((data.len() - used) / self.bpp) as u32);
+            if n == 0 {
+                break;
+            }
+            let len = n as usize * self.bpp;
+            // dx + n <= w and dy < h: the offsets and the width fit in a u16.
+            let dst = fb.row_mut(self.rect.x + dx as u16, self.rect.y + dy as u16, n as u16);
+            pixels.pixels(&data[used..used + len], dst);
+            used += len;
+            *unit += n;
+        }
+        Ok(used)
+    }
+
+    fn short(&self, inflated: u64, _: u32) -> ProtocolError {
+        ProtocolError::malformed("Zlib", format!("zlib data inflated to {inflated} bytes, expected {}", self.expected))
+    }
+
+    fn name(&self) -> &'static str {
+        "pixel"
+    }
+}
+
+/// What a zlib chunk inflates to: units (tiles, pixels) decoded as their bytes arrive.
+pub(super) trait Units {
+    /// The rectangle's units.
+    fn count(&self) -> u32;
+
+    /// Decodes the complete units at the start of `data`, from unit `*unit` on, and advances `*unit` past
+    /// them; returns the bytes they took. Bytes of an incomplete unit are left for the next call, which
+    /// starts with them. Unless `all` is set (no more bytes will come, or the window has no room for
+    /// more), a unit that would have to be parsed again when more bytes arrive may wait for them.
+    fn decode(
+        &self,
+        data: &[u8],
+        all: bool,
+        unit: &mut u32,
+        pixels: &PixelReader,
+        fb: &mut Framebuffer,
+    ) -> Result<usize, ProtocolError>;
+
+    /// The error when all of the chunk, `inflated` bytes, ends before unit `unit` is complete.
+    fn short(&self, inflated: u64, unit: u32) -> ProtocolError;
+
+    /// A unit, for error messages.
+    fn name(&self) -> &'static str;
+}
+
+/// The encoding a chunk belongs to.
+pub(super) struct Spec {
+    pub encoding: &'static str,
+    /// The chunk, for [`Limits::check_buffered`].
+    pub what: &'static str,
+    /// The most bytes the rectangle's units can take.
+    pub max_inflated: u64,
+    /// The connection's zlib stream for the encoding.
+    pub stream: fn(&mut Streams) -> &mut Inflater,
+}
+
+/// A rectangle's zlib chunk while it arrives (in [`Resume`]).
+#[derive(Clone, Default)]
+pub(crate) struct Chunk {
+    /// Compressed bytes not yet fed to the stream; `None` until the length has been read.
+    left: Option<u32>,
+    /// Bytes inflated so far.
+    inflated: u64,
+    /// The window is `buf[..size]` (`buf` may be longer: it is the connection's scratch buffer, lent to the
+    /// rectangle). Inflated bytes not yet decoded are `buf[start..end]`, the rest is room for more.
+    buf: Vec<u8>,
+    size: usize,
+    start: usize,
+    end: usize,
+}
+
+impl fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.debug_struct("Chunk")
+            .field("left", &self.left)
+            .field("inflated", &self.inflated)
+            .field("window", &self.size)
+            .field("pending", &(self.end - self.start))
+            .finish()
+    }
+}
+
+impl Chunk {
+    /// The inflated bytes not yet decoded.
+    pub(super) fn pending(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// The window's size.
+    #[cfg(test)]
+    pub(super) fn window(&self) -> usize {
+        self.size
+    }
+
+    /// Makes room at the end of the window: moves the pending bytes (less than a tile) to its front. Doing
+    /// it every time costs less than the extra inflate steps into a smaller room would.
+    fn make_room(&mut self) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+    }
+}
+
+/// Decodes a rectangle's `u32 length` and zlib chunk as far as `input` goes (see the module documentation).
+/// Returns `Done` once all of the chunk is inflated and its units decoded, with nothing left over.
+pub(super) fn decode_chunk(
+    input: &[u8],
+    resume: &mut Resume,
+    ctx: &mut Ctx,
+    spec: &Spec,
+    units: &impl Units,
+) -> Result<Progress, ProtocolError> {
+    let chunk = &mut resume.chunk;
+    let mut used = 0;
+    let left = match chunk.left {
+        Some(left) => left,
+        None => {
+            let mut r = Reader::new(input);
+            let len = match read_length(&mut r, spec.encoding, spec.what, spec.max_inflated, ctx.limits) {
+                Ok(len) => len,
+                Err(ReadError::Incomplete) => return Ok(Progress::Partial(0)),
+                Err(ReadError::Invalid(e)) => return Err(e),
+            };
+            used = r.consumed();
+            // One byte of room beyond the most the rectangle can take tells "exactly that" from "more". The
+            // buffer is the connection's scratch buffer, given back when the rectangle is done (so that it
+            // is allocated and zeroed once).
+            let size = to_usize(spec.max_inflated.saturating_add(1)).min(WINDOW);
+            let mut buf = std::mem::take(&mut ctx.scratch.bytes);
+            if buf.len() < size {
+                buf.resize(size, 0);
+            }
+            *chunk = Chunk { left: Some(len), inflated: 0, buf, size, start: 0, end: 0 };
+            len
+        }
+    };
+    let offered = &input[used..];
+    let offered = &offered[..offered.len().min(to_usize(left.into()))];
+    let stream = (spec.stream)(ctx.streams);
+    let count = units.count();
+    let mut fed = 0;
+    let mut extra = 0;
+    loop {
+        chunk.make_room();
+        let room = chunk.size - chunk.end;
+        let out = &mut chunk.buf[chunk.end..chunk.size];
+        let (consumed, produced) = stream.inflate_some(&offered[fed..], out, spec.encoding)?;
+        fed += consumed;
+        chunk.end += produced;
+        chunk.inflated += produced as u64;
+        if chunk.inflated > spec.max_inflated {
+            return Err(ProtocolError::malformed(
+                spec.encoding,
+                format!("zlib data inflates to more than the {} bytes the rectangle can hold", spec.max_inflated),
+            ));
+        }
+        // With room to spare, the stream has given all it can of what it was fed.
+        let drained = fed == offered.len() && produced < room;
+        // All of the chunk is inflated: no more bytes will come.
+        let last = drained && offered.len() == to_usize(left.into());
+        // Without new bytes, the pending ones were looked at already (unless they are the last).
+        if resume.unit < count && (produced > 0 || last) {
+            let all = last || chunk.end - chunk.start == chunk.size;
+            let n = units.decode(chunk.pending(), all, &mut resume.unit, ctx.pixels, ctx.fb)?;
+            chunk.start += n;
+        }
+        if resume.unit == count {
+            // Counted for the error below, after the rest of the input, so that a complete chunk is
+            // described in full.
+            extra += chunk.end - chunk.start;
+            chunk.start = chunk.end;
+        }
+        if drained {
+            break;
+        }
+        if consumed == 0 && produced == 0 {
+            // Unreachable: the window holds more than any unit and the stream moves on while it has both
+            // input and room.
+            let why = if room == 0 { "an incomplete unit fills the window" } else { "zlib data made no progress" };
+            return Err(ProtocolError::malformed(spec.encoding, why));
+        }
+    }
+    used += fed;
+    // `fed` is at most `left`.
+    let left = left - fed as u32;
+    if extra > 0 {
+        let at_least = if left > 0 { "at least " } else { "" };
+        return Err(ProtocolError::malformed(
+            spec.encoding,
+            format!("{at_least}{extra} bytes of inflated data are left after the last {}", units.name()),
+        ));
+    }
+    chunk.left = Some(left);
+    if left > 0 {
+        return Ok(Progress::Partial(used));
+    }
+    if resume.unit < count {
+        return Err(units.short(chunk.inflated, resume.unit));
+    }
+    ctx.scratch.bytes = std::mem::take(&mut chunk.buf);
+    Ok(Progress::Done(used))
+}
+
+/// Reads `u32 length`, the size of the zlib data after it. A length no rectangle inflating to at most
+/// `max_inflated` bytes can need is an error at once, before waiting for the bytes.
+fn read_length(
+    r: &mut Reader,
     encoding: &'static str,
     what: &'static str,
     max_inflated: u64,
     limits: &Limits,
-) -> Parse<&'a [u8]> {
+) -> Parse<u32> {
     let len = r.u32()?;
     limits.check_buffered(what, len.into())?;
     let bound = max_compressed(max_inflated);
@@ -47,7 +282,7 @@ pub(super) fn read_chunk<'a>(
         )
         .into());
     }
-    Ok(r.take(len as usize)?)
+    Ok(len)
 }
 
 /// The most bytes a zlib encoder can make of `n` bytes: zlib's own worst case for any settings
@@ -62,21 +297,66 @@ pub(super) fn to_usize(n: u64) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use super::WINDOW;
     use crate::codec::Put;
     use crate::decode::testutil::{bgrx, Deflater, Harness};
-    use crate::decode::Progress;
+    use crate::decode::{self, Ctx, Inflater, Progress, Resume};
     use crate::encoding::ZLIB;
     use crate::error::ProtocolError;
     use crate::framebuffer::Rect;
     use crate::pixel::{PixelFormat, Rgb};
 
-    fn chunk(d: &mut Deflater, raw: &[u8]) -> Vec<u8> {
-        let z = d.chunk(raw);
+    /// A length-prefixed chunk, flushed every 16 KiB (`Deflater::chunk` leaves output behind when one flush
+    /// makes more than 64 KiB).
+    pub(crate) fn chunk(d: &mut Deflater, raw: &[u8]) -> Vec<u8> {
+        let z: Vec<u8> = raw.chunks(16 << 10).flat_map(|piece| d.chunk(piece)).collect();
         let mut v = Vec::new();
         v.put_u32(z.len() as u32);
         v.extend_from_slice(&z);
         v
+    }
+
+    /// `input` with its zlib data cut to `len` bytes (and the length saying so), and the number of bytes
+    /// those inflate to.
+    pub(crate) fn cut(input: &[u8], len: usize) -> (Vec<u8>, u64) {
+        let mut v = Vec::new();
+        v.put_u32(len as u32);
+        v.extend_from_slice(&input[4..4 + len]);
+        let mut out = Vec::new();
+        Inflater::default().inflate(&v[4..], &mut out, usize::MAX - 1, "test").unwrap();
+        (v, out.len() as u64)
+    }
+
+    /// Decodes `input` offered `piece` bytes at a time (with what the decoder left of the previous piece),
+    /// calls `check` after every `Partial`, and returns the bytes used.
+    pub(crate) fn decode_in_pieces(
+        h: &mut Harness,
+        encoding: i32,
+        rect: Rect,
+        input: &[u8],
+        piece: usize,
+        mut check: impl FnMut(&Resume, &Harness),
+    ) -> Result<usize, ProtocolError> {
+        let mut resume = Resume::default();
+        let (mut start, mut end) = (0, 0);
+        loop {
+            end = (end + piece).min(input.len());
+            let mut ctx = Ctx {
+                pixels: &h.pixels,
+                fb: &mut h.fb,
+                streams: &mut h.streams,
+                limits: &h.limits,
+                scratch: &mut h.scratch,
+            };
+            match decode::decode(encoding, &rect, &input[start..end], &mut resume, &mut ctx)? {
+                Progress::Done(n) => return Ok(start + n),
+                Progress::Partial(n) => start += n,
+            }
+            assert_eq!(start, end, "all of the offered input is used");
+            assert!(end < input.len(), "the decoder wanted more than its complete input");
+            check(&resume, h);
+        }
     }
 
     fn noise(n: u32, seed: u32) -> Vec<Rgb> {
@@ -123,19 +403,54 @@ mod tests {
     }
 
     #[test]
-    fn truncated_input_waits_and_leaves_the_stream_alone() {
+    fn trickled_input_decodes_like_one_shot() {
+        // 100x200 BGRX pixels: 80000 bytes, more than the window holds, so rows are decoded in pieces.
+        let px = noise(100 * 200, 3);
+        let r = Rect::new(1, 2, 100, 200);
+        let input = chunk(&mut Deflater::default(), &bgrx(&px));
+        let mut one_shot = Harness::new(102, 203);
+        assert_eq!(one_shot.decode(ZLIB, r, &input), Ok(Progress::Done(input.len())));
+        let mut h = Harness::new(102, 203);
+        assert_eq!(h.decode_trickled(ZLIB, r, &input), Ok(input.len()));
+        assert_eq!(h.pixels_of(r), px);
+        assert_eq!(h.fb.pixels(), one_shot.fb.pixels());
+    }
+
+    #[test]
+    fn trickled_input_carries_the_stream_across_rectangles() {
         let mut d = Deflater::default();
         let px = noise(64, 3);
         let first = chunk(&mut d, &bgrx(&px));
         let second = chunk(&mut d, &bgrx(&px[..32]));
         let mut h = Harness::new(8, 8);
-        for cut in 0..first.len() {
-            assert_eq!(h.decode(ZLIB, Rect::new(0, 0, 8, 8), &first[..cut]), Ok(Progress::Partial(0)), "cut {cut}");
-        }
-        assert_eq!(h.decode(ZLIB, Rect::new(0, 0, 8, 8), &first), Ok(Progress::Done(first.len())));
+        assert_eq!(h.decode_trickled(ZLIB, Rect::new(0, 0, 8, 8), &first), Ok(first.len()));
+        assert_eq!(h.pixels_of(Rect::new(0, 0, 8, 8)), px);
+        h.fb = crate::framebuffer::Framebuffer::new(8, 8);
         assert_eq!(h.decode_trickled(ZLIB, Rect::new(0, 0, 8, 4), &second), Ok(second.len()));
         assert_eq!(h.pixels_of(Rect::new(0, 0, 8, 4)), px[..32]);
-        assert_eq!(h.pixels_of(Rect::new(0, 4, 8, 4)), px[32..]);
+        assert_eq!(h.pixels_of(Rect::new(0, 4, 8, 4)), [0; 32]);
+    }
+
+    #[test]
+    fn a_large_rectangle_keeps_only_a_window() {
+        let (w, hgt) = (1024, 768);
+        let px = noise(w * hgt, 5);
+        let r = Rect::new(0, 0, w as u16, hgt as u16);
+        let input = chunk(&mut Deflater::default(), &bgrx(&px));
+        let mut h = Harness::new(w as u16, hgt as u16);
+        let mut decoded = Vec::new();
+        let used = decode_in_pieces(&mut h, ZLIB, r, &input, 64 << 10, |resume, h| {
+            assert!(resume.chunk.window() <= WINDOW, "window of {}", resume.chunk.window());
+            assert!(resume.chunk.pending().len() < 4, "pending {}", resume.chunk.pending().len());
+            assert!(h.scratch.bytes.capacity() == 0, "the window is all the buffering there is");
+            decoded.push(resume.unit);
+        });
+        assert_eq!(used, Ok(input.len()));
+        assert_eq!(h.fb.pixels(), px);
+        // Pixels were decoded as the pieces arrived, not at the end.
+        assert!(decoded.windows(2).all(|p| p[0] < p[1]), "{decoded:?}");
+        assert!(decoded[0] > 0 && decoded.len() > 10);
+        assert_eq!(h.scratch.bytes.capacity(), WINDOW, "the window goes back to the scratch buffer");
     }
 
     #[test]
@@ -149,7 +464,9 @@ mod tests {
             e.to_string(),
             "Zlib: zlib data of 2193 bytes is more than the 2192 that 1024 bytes of rectangle data can compress to"
         );
-        assert_eq!(h.decode(ZLIB, Rect::new(0, 0, 16, 16), &[0, 0, 0x08, 0x90]), Ok(Progress::Partial(0)));
+        // A valid length is used at once; the zlib data may follow in pieces.
+        assert_eq!(h.decode(ZLIB, Rect::new(0, 0, 16, 16), &[0, 0, 0x08, 0x90]), Ok(Progress::Partial(4)));
+        assert_eq!(h.decode(ZLIB, Rect::new(0, 0, 16, 16), &[0, 0, 0x08]), Ok(Progress::Partial(0)));
     }
 
     #[test]
@@ -161,6 +478,32 @@ mod tests {
         let long = chunk(&mut Deflater::default(), &[0; 17]);
         let e = Harness::new(2, 2).decode(ZLIB, r, &long).unwrap_err();
         assert_eq!(e.to_string(), "Zlib: zlib data inflates to more than the 16 bytes the rectangle can hold");
+        let e = Harness::new(2, 2).decode_trickled(ZLIB, r, &long).unwrap_err();
+        assert_eq!(e.to_string(), "Zlib: zlib data inflates to more than the 16 bytes the rectangle can hold");
+        // A bomb is refused once it passes the bound, before the stream has inflated the rest of it.
+        let z = Deflater::default().chunk(&vec![0; 1 << 20]);
+        let bomb = [&(z.len() as u32).to_be_bytes()[..], &z].concat();
+        let mut h = Harness::new(2, 2);
+        let e = h.decode(ZLIB, r, &bomb).unwrap_err();
+        assert_eq!(e.to_string(), "Zlib: zlib data inflates to more than the 16 bytes the rectangle can hold");
+        assert_eq!(h.streams.zlib.z.total_out(), 17);
+    }
+
+    #[test]
+    fn compressed_data_ending_inside_a_row() {
+        let px = noise(40 * 30, 9);
+        let r = Rect::new(0, 0, 40, 30);
+        let input = chunk(&mut Deflater::default(), &bgrx(&px));
+        let (short, inflated) = cut(&input, (input.len() - 4) / 2);
+        assert!(inflated > 0 && inflated < 4800 && inflated % 160 != 0, "{inflated}");
+        let want = format!("Zlib: zlib data inflated to {inflated} bytes, expected 4800");
+        let e = Harness::new(40, 30).decode(ZLIB, r, &short).unwrap_err();
+        assert_eq!(e.to_string(), want);
+        let e = Harness::new(40, 30).decode_trickled(ZLIB, r, &short).unwrap_err();
+        assert_eq!(e.to_string(), want);
+        let e = Harness::new(40, 30).decode(ZLIB, r, &[0, 0, 0, 0]).unwrap_err();
+        assert_eq!(e.to_string(), "Zlib: zlib data inflated to 0 bytes, expected 4800");
+        assert_eq!(Harness::new(4, 4).decode(ZLIB, Rect::new(1, 1, 0, 2), &[0, 0, 0, 0, 9]), Ok(Progress::Done(4)));
     }
 
     #[test]

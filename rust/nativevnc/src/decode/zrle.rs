@@ -1,10 +1,12 @@
 //! ZRLE (encoding 16, RFC 6143 §7.7.6): `u32 length`, then that many bytes of the connection's ZRLE zlib
 //! stream, which inflate to the rectangle in 64x64 tiles of the TRLE tile format ([`super::trle`]) without
-//! palette reuse. Decoded once the whole chunk is there; the tiles must use up the inflated data exactly.
+//! palette reuse. Streamed ([`decode_chunk`]): a tile is decoded once as many inflated bytes as it can
+//! take are there (so that it is parsed once, not again for every few bytes that arrive), or when the chunk
+//! ends; the tiles must use up the inflated data exactly.
 
 use super::trle::{decode_tile, Flavour, Grid, Palette};
-use super::zlib::{read_chunk, to_usize};
-use super::{atomic, Ctx, Progress, Resume};
+use super::zlib::{decode_chunk, Spec, Units};
+use super::{Ctx, Progress, Resume};
 use crate::codec::{ReadError, Reader};
 use crate::error::ProtocolError;
 use crate::framebuffer::{Framebuffer, Rect};
@@ -12,37 +14,69 @@ use crate::pixel::PixelReader;
 
 const TILE_SIZE: u16 = 64;
 
-pub(crate) fn decode(rect: &Rect, input: &[u8], _: &mut Resume, ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
-    let max_out = max_inflated(rect, ctx.pixels.cpixel_size() as u64);
-    atomic(input, |r| {
-        let data = read_chunk(r, "ZRLE", "ZRLE data", max_out, ctx.limits)?;
-        ctx.streams.zrle.inflate(data, &mut ctx.scratch.bytes, to_usize(max_out), "ZRLE")?;
-        decode_tiles(rect, &ctx.scratch.bytes, ctx.pixels, ctx.fb)?;
-        Ok(())
-    })
+pub(crate) fn decode(rect: &Rect, input: &[u8], resume: &mut Resume, ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
+    let max_inflated = max_inflated(rect, ctx.pixels.cpixel_size() as u64);
+    let spec = Spec { encoding: "ZRLE", what: "ZRLE data", max_inflated, stream: |s| &mut s.zrle };
+    decode_chunk(input, resume, ctx, &spec, &ZrleTiles(Grid::new(rect, TILE_SIZE)))
 }
 
-fn decode_tiles(rect: &Rect, data: &[u8], pixels: &PixelReader, fb: &mut Framebuffer) -> Result<(), ProtocolError> {
-    let grid = Grid::new(rect, TILE_SIZE);
-    let mut r = Reader::new(data);
-    let mut palette = Palette::default();
-    for i in 0..grid.count() {
-        let tile = grid.tile(i);
-        match decode_tile(&mut r, &tile, &mut palette, Flavour::Zrle, pixels, fb) {
-            Ok(_) => {}
-            Err(ReadError::Incomplete) => {
-                return Err(ProtocolError::malformed(
-                    "ZRLE",
-                    format!("the {} bytes of inflated data end inside the tile at {},{}", data.len(), tile.x, tile.y),
-                ))
+/// ZRLE's units: the rectangle's tiles.
+struct ZrleTiles(Grid);
+
+impl Units for ZrleTiles {
+    fn count(&self) -> u32 {
+        self.0.count()
+    }
+
+    fn decode(
+        &self,
+        data: &[u8],
+        all: bool,
+        unit: &mut u32,
+        pixels: &PixelReader,
+        fb: &mut Framebuffer,
+    ) -> Result<usize, ProtocolError> {
+        // No palette reuse in ZRLE: a tile's palette is its own.
+        let mut palette = Palette::default();
+        let mut used = 0;
+        while *unit < self.0.count() {
+            let tile = self.0.tile(*unit);
+            // A tile is parsed once its bytes are surely there, not again and again as they trickle in.
+            if !all && data.len() - used < max_tile_len(&tile, pixels.cpixel_size()) {
+                break;
             }
-            Err(ReadError::Invalid(e)) => return Err(e),
+            let mut r = Reader::new(&data[used..]);
+            match decode_tile(&mut r, &tile, &mut palette, Flavour::Zrle, pixels, fb) {
+                Ok(_) => {
+                    used += r.consumed();
+                    *unit += 1;
+                }
+                // Only with `all` (or with a tile longer than it can be); `short` says what is wrong.
+                Err(ReadError::Incomplete) => break,
+                Err(ReadError::Invalid(e)) => return Err(e),
+            }
         }
+        Ok(used)
     }
-    match r.remaining() {
-        0 => Ok(()),
-        n => Err(ProtocolError::malformed("ZRLE", format!("{n} bytes of inflated data are left after the last tile"))),
+
+    fn short(&self, inflated: u64, unit: u32) -> ProtocolError {
+        let tile = self.0.tile(unit);
+        ProtocolError::malformed(
+            "ZRLE",
+            format!("the {inflated} bytes of inflated data end inside the tile at {},{}", tile.x, tile.y),
+        )
     }
+
+    fn name(&self) -> &'static str {
+        "tile"
+    }
+}
+
+/// The most bytes a tile can take: plain RLE with one-pixel runs (a CPIXEL and a length byte per pixel) or
+/// palette RLE with 127 colours and one-pixel runs of an index byte and a length byte.
+fn max_tile_len(tile: &Rect, cpixel: usize) -> usize {
+    let area = usize::from(tile.w) * usize::from(tile.h);
+    1 + (area * (cpixel + 1)).max(127 * cpixel + 2 * area)
 }
 
 /// The most inflated bytes the rectangle's tiles can take. A tile's largest form is plain RLE with one-pixel
@@ -70,6 +104,8 @@ mod tests {
     use crate::codec::Put;
     use crate::decode::testutil::{Deflater, Harness};
     use crate::decode::trle::tests::{cpx, Tiles};
+    use crate::decode::zlib::tests::{cut, decode_in_pieces};
+    use crate::decode::zlib::WINDOW;
     use crate::encoding::ZRLE;
     use crate::pixel::{PixelFormat, Rgb};
 
@@ -102,11 +138,18 @@ mod tests {
             .collect()
     }
 
-    /// The error from decoding `tiles` into `rect` on a new connection.
+    /// The error from decoding `tiles` into `rect` on a new connection, the same when the input trickles in.
     fn err(rect: Rect, tiles: &[u8]) -> String {
         let input = chunk(&mut Deflater::default(), tiles);
         let mut h = Harness::new(rect.right() as u16, rect.bottom() as u16);
-        h.decode(ZRLE, rect, &input).unwrap_err().to_string()
+        let e = h.decode(ZRLE, rect, &input).unwrap_err().to_string();
+        let mut h = Harness::new(rect.right() as u16, rect.bottom() as u16);
+        let trickled = h.decode_trickled(ZRLE, rect, &input).unwrap_err().to_string();
+        // Bytes after the last tile are refused as soon as one is there, before all of them are.
+        if !trickled.contains("left after the last tile") {
+            assert_eq!(trickled, e);
+        }
+        e
     }
 
     /// A 70x66 rectangle: a raw 64x64 tile, a packed 6x64 tile, a plain-RLE 64x2 tile and a palette-RLE
@@ -193,41 +236,106 @@ mod tests {
     }
 
     #[test]
-    fn truncated_input_waits_and_leaves_the_stream_alone() {
+    fn trickled_input_decodes_like_one_shot() {
+        let (r, tiles, want) = edge_tiles();
+        let input = chunk(&mut Deflater::default(), &tiles);
+        let mut h = Harness::new(72, 68);
+        assert_eq!(h.decode_trickled(ZRLE, r, &input), Ok(input.len()));
+        assert_eq!(h.pixels_of(r), want);
+        assert_eq!(h.fb.get(0, 0), 0);
+        assert_eq!(h.fb.get(71, 67), 0);
+    }
+
+    #[test]
+    fn trickled_input_carries_the_stream_across_rectangles() {
         let mut d = Deflater::default();
         let (r, tiles, want) = edge_tiles();
         let first = chunk(&mut d, &tiles);
         let second = chunk(&mut d, &[&[1][..], &cpx(&[A])].concat());
         let mut h = Harness::new(72, 68);
-        for cut in 0..first.len() {
-            assert_eq!(h.decode(ZRLE, r, &first[..cut]), Ok(Progress::Partial(0)), "cut at {cut}");
-        }
-        assert_eq!(h.decode(ZRLE, r, &first), Ok(Progress::Done(first.len())));
+        assert_eq!(h.decode_trickled(ZRLE, r, &first), Ok(first.len()));
         assert_eq!(h.pixels_of(r), want);
         assert_eq!(h.decode_trickled(ZRLE, Rect::new(8, 4, 64, 64), &second), Ok(second.len()));
         assert_eq!(h.pixels_of(Rect::new(8, 4, 64, 64)), vec![A; 64 * 64]);
         assert_eq!(h.fb.get(7, 4), want[6 + 3 * 70]);
     }
 
-    #[test]
-    fn noise_in_raw_tiles() {
-        let r = Rect::new(3, 2, 200, 130);
-        let px = noise(200 * 130, 11);
+    /// `rect` in raw tiles of `px` (the rectangle's pixels, row after row).
+    fn raw_tiles(r: Rect, px: &[Rgb]) -> Vec<u8> {
         let grid = Grid::new(&r, TILE_SIZE);
         let mut tiles = Vec::new();
         for i in 0..grid.count() {
             let t = grid.tile(i);
             tiles.push(0);
             for y in t.y - r.y..t.y - r.y + t.h {
-                let start = usize::from(y) * 200 + usize::from(t.x - r.x);
+                let start = usize::from(y) * usize::from(r.w) + usize::from(t.x - r.x);
                 tiles.extend(cpx(&px[start..start + usize::from(t.w)]));
             }
         }
+        tiles
+    }
+
+    #[test]
+    fn a_large_rectangle_keeps_only_a_window() {
+        // 1024x768 of noise: 2.4 MB of inflated tiles, offered 64 KiB at a time.
+        let r = Rect::new(0, 0, 1024, 768);
+        let px = noise(1024 * 768, 13);
+        let input = chunk(&mut Deflater::default(), &raw_tiles(r, &px));
+        assert!(input.len() > 2 << 20);
+        let mut h = Harness::new(1024, 768);
+        let mut decoded = Vec::new();
+        let used = decode_in_pieces(&mut h, ZRLE, r, &input, 64 << 10, |resume, h| {
+            assert!(resume.chunk.window() <= WINDOW, "window of {}", resume.chunk.window());
+            // Less than the most a tile can take (1 + 64 * 64 * 4 bytes) is kept.
+            assert!(resume.chunk.pending().len() < 16385, "pending {}", resume.chunk.pending().len());
+            assert!(h.scratch.bytes.capacity() == 0, "the window is all the buffering there is");
+            decoded.push(resume.unit);
+        });
+        assert_eq!(used, Ok(input.len()));
+        assert_eq!(h.fb.pixels(), px);
+        // Tiles were decoded as the pieces arrived (about five a piece), not at the end.
+        assert!(decoded.windows(2).all(|p| p[0] < p[1]), "{decoded:?}");
+        assert!(decoded[0] >= 4 && decoded.len() > 30, "{decoded:?}");
+        assert_eq!(h.scratch.bytes.capacity(), WINDOW, "the window goes back to the scratch buffer");
+    }
+
+    #[test]
+    fn compressed_data_ending_inside_a_tile() {
+        // 130x10: tiles 64x10, 64x10, 2x10 of 1921, 1921 and 61 bytes; cut the zlib data in the second.
+        let r = Rect::new(0, 0, 130, 10);
+        let px = noise(1300, 17);
+        let input = chunk(&mut Deflater::default(), &raw_tiles(r, &px));
+        let (short, inflated) = cut(&input, (input.len() - 4) / 2);
+        assert!((1921..3842).contains(&inflated), "{inflated}");
+        let want = format!("ZRLE: the {inflated} bytes of inflated data end inside the tile at 64,0");
+        let e = Harness::new(130, 10).decode(ZRLE, r, &short).unwrap_err();
+        assert_eq!(e.to_string(), want);
+        let mut h = Harness::new(130, 10);
+        let e = h.decode_trickled(ZRLE, r, &short).unwrap_err();
+        assert_eq!(e.to_string(), want);
+        assert_eq!(
+            h.pixels_of(Rect::new(0, 0, 64, 10)),
+            px.chunks(130).flat_map(|row| &row[..64]).copied().collect::<Vec<_>>()
+        );
+        let e = Harness::new(130, 10).decode(ZRLE, r, &[0, 0, 0, 0]).unwrap_err();
+        assert_eq!(e.to_string(), "ZRLE: the 0 bytes of inflated data end inside the tile at 0,0");
+    }
+
+    #[test]
+    fn noise_in_raw_tiles() {
+        // 200x130: 78 KB of tiles, more than the window holds.
+        let r = Rect::new(3, 2, 200, 130);
+        let px = noise(200 * 130, 11);
+        let tiles = raw_tiles(r, &px);
         let input = chunk(&mut Deflater::default(), &tiles);
         let mut h = Harness::new(210, 140);
         assert_eq!(h.decode(ZRLE, r, &input), Ok(Progress::Done(input.len())));
         assert_eq!(h.pixels_of(r), px);
-        assert_eq!(h.scratch.bytes.len(), tiles.len());
+        assert!(tiles.len() > WINDOW);
+        assert_eq!(h.scratch.bytes.len(), WINDOW);
+        let mut h = Harness::new(210, 140);
+        assert_eq!(h.decode_trickled(ZRLE, r, &input), Ok(input.len()));
+        assert_eq!(h.pixels_of(r), px);
     }
 
     #[test]
@@ -242,7 +350,9 @@ mod tests {
             e.to_string(),
             "ZRLE: zlib data of 1462 bytes is more than the 1461 that 383 bytes of rectangle data can compress to"
         );
-        assert_eq!(h.decode(ZRLE, Rect::new(0, 0, 1, 1), &[0, 0, 0x05, 0xb5]), Ok(Progress::Partial(0)));
+        // A valid length is used at once; the zlib data may follow in pieces.
+        assert_eq!(h.decode(ZRLE, Rect::new(0, 0, 1, 1), &[0, 0, 0x05, 0xb5]), Ok(Progress::Partial(4)));
+        assert_eq!(h.decode(ZRLE, Rect::new(0, 0, 1, 1), &[0, 0, 0x05]), Ok(Progress::Partial(0)));
     }
 
     #[test]
@@ -260,8 +370,20 @@ mod tests {
     fn inflated_data_must_fill_the_tiles_exactly() {
         let e = err(Rect::new(0, 0, 4, 4), &[&[0][..], &cpx(&[A; 10])].concat());
         assert_eq!(e, "ZRLE: the 31 bytes of inflated data end inside the tile at 0,0");
-        let e = err(Rect::new(0, 0, 4, 4), &[&[1][..], &cpx(&[A]), &[0, 0]].concat());
+        let tiles = [&[1][..], &cpx(&[A]), &[0, 0]].concat();
+        let e = err(Rect::new(0, 0, 4, 4), &tiles);
         assert_eq!(e, "ZRLE: 2 bytes of inflated data are left after the last tile");
+        // Refused once the last tile is decoded and bytes after it are there, before all of them are: two
+        // raw tiles and 6000 bytes, trickled in.
+        let r = Rect::new(0, 0, 128, 64);
+        let px = noise(128 * 64, 3);
+        let input = chunk(&mut Deflater::default(), &[raw_tiles(r, &px), vec![7; 6000]].concat());
+        let e = Harness::new(128, 64).decode_trickled(ZRLE, r, &input).unwrap_err().to_string();
+        assert!(
+            e.starts_with("ZRLE: at least ") && e.ends_with(" bytes of inflated data are left after the last tile")
+        );
+        let e = Harness::new(128, 64).decode(ZRLE, r, &input).unwrap_err().to_string();
+        assert_eq!(e, "ZRLE: 6000 bytes of inflated data are left after the last tile");
         let e = err(Rect::new(0, 0, 1, 1), &[1; 384]);
         assert_eq!(e, "ZRLE: zlib data inflates to more than the 383 bytes the rectangle can hold");
     }
