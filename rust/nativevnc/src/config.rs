@@ -10,8 +10,9 @@ use crate::pixel::PixelFormat;
 pub struct Limits {
     /// Largest framebuffer accepted, in pixels (ServerInit, DesktopSize, ExtendedDesktopSize).
     pub max_framebuffer_pixels: u64,
-    /// Largest single unit the session buffers before it can be decoded: a compressed ZRLE/Zlib/Tight
-    /// chunk, a cursor, a colour map. Raw, Hextile and TRLE decode row by row or tile by tile.
+    /// Largest single unit the session may have to buffer before it can be decoded (a Tight rectangle's
+    /// data, a cursor), and the largest length a ZRLE or Zlib rectangle may announce. The other encodings
+    /// decode as their bytes arrive.
     pub max_buffered_bytes: usize,
     /// Largest ServerCutText kept; longer clipboard text is skipped as it arrives.
     pub max_cut_text: usize,

@@ -6,8 +6,9 @@
 //! [`Framebuffer`] with the touched rectangles recorded in a [`Damage`] list.
 //!
 //! Short input is never an error: a message cut off at the end of the input waits for the next bytes.
-//! Large rectangles in Raw, Hextile and TRLE are decoded row by row or tile by tile as they arrive, so the
-//! input buffer stays small; the other encodings carry a length and are bounded by [`Limits`].
+//! Large rectangles are decoded as their bytes arrive (Raw, RRE, Hextile, TRLE, and ZRLE and Zlib through
+//! their zlib streams), so the input buffer stays small; Tight rectangles (at most 2048 pixels wide),
+//! cursors and colour maps are decoded whole and bounded by [`Limits`].
 
 use std::collections::VecDeque;
 

@@ -8,8 +8,8 @@
 //!
 //! `input` holds the bytes received so far, starting where the previous call stopped. The decoder consumes
 //! whole units and says how many bytes it used: [`Progress::Done`] when the rectangle is complete,
-//! [`Progress::Partial`] when it needs more bytes. Raw, Hextile and TRLE decode row by row or tile by tile
-//! and keep their place in [`Resume`], so a large rectangle never has to be buffered whole. ZRLE and Zlib
+//! [`Progress::Partial`] when it needs more bytes. Raw, RRE, Hextile and TRLE decode row by row, subrectangle
+//! by subrectangle or tile by tile and keep their place in [`Resume`], so a large rectangle never has to be buffered whole. ZRLE and Zlib
 //! feed their compressed bytes to the connection's zlib stream as they arrive and decode tiles or pixels
 //! from a small window of inflated bytes ([`zlib::decode_chunk`]); every byte they report as used is in
 //! the stream and in [`Resume`]. The others decode a rectangle at once ([`atomic`]) and must read all of

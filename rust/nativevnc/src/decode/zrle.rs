@@ -92,7 +92,9 @@ fn max_inflated(rect: &Rect, cpixel: u64) -> u64 {
     for (columns, w) in split(rect.w) {
         for (rows, h) in split(rect.h) {
             let area = w * h;
-            total += columns * rows * (1 + (area * (cpixel + 1)).max(127 * cpixel + area));
+            // The larger of plain RLE with runs of one (a pixel and a length byte each) and palette RLE
+            // with a full palette and runs of one (an index and a length byte each).
+            total += columns * rows * (1 + (area * (cpixel + 1)).max(127 * cpixel + 2 * area));
         }
     }
     total
@@ -344,11 +346,11 @@ mod tests {
         let r = Rect::new(0, 0, 64, 64);
         let e = h.decode(ZRLE, r, &[0xff, 0xff, 0xff, 0xff]).unwrap_err();
         assert_eq!(e, ProtocolError::TooLarge { what: "ZRLE data", size: 0xffff_ffff, limit: 256 << 20 });
-        // A 1x1 tile inflates to at most 1 + 127 * 3 + 1 bytes, which no zlib stream needs more than 1461 for.
-        let e = h.decode(ZRLE, Rect::new(0, 0, 1, 1), &[0, 0, 0x05, 0xb6]).unwrap_err();
+        // A 1x1 tile inflates to at most 1 + 127 * 3 + 2 bytes, which no zlib stream needs more than 1462 for.
+        let e = h.decode(ZRLE, Rect::new(0, 0, 1, 1), &[0, 0, 0x05, 0xb7]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "ZRLE: zlib data of 1462 bytes is more than the 1461 that 383 bytes of rectangle data can compress to"
+            "ZRLE: zlib data of 1463 bytes is more than the 1462 that 384 bytes of rectangle data can compress to"
         );
         // A valid length is used at once; the zlib data may follow in pieces.
         assert_eq!(h.decode(ZRLE, Rect::new(0, 0, 1, 1), &[0, 0, 0x05, 0xb5]), Ok(Progress::Partial(4)));
@@ -356,13 +358,29 @@ mod tests {
     }
 
     #[test]
+    fn a_full_palette_with_every_run_spelled_out_fits_the_bound() {
+        // 127 colours, then each of the 4 pixels as an index with its run-length byte (runs of one).
+        let palette: Vec<Rgb> = (0..127).map(|i| i * 0x020202).collect();
+        let mut tile = vec![255];
+        tile.extend(cpx(&palette));
+        for i in 0..4u8 {
+            tile.extend([0x80 | (i * 30), 0]);
+        }
+        assert_eq!(tile.len() as u64, max_inflated(&Rect::new(0, 0, 2, 2), 3));
+        let mut h = Harness::new(2, 2);
+        let input = chunk(&mut Deflater::default(), &tile);
+        assert_eq!(h.decode(ZRLE, Rect::new(0, 0, 2, 2), &input), Ok(Progress::Done(input.len())));
+        assert_eq!(h.pixels_of(Rect::new(0, 0, 2, 2)), [0, 30 * 0x020202, 60 * 0x020202, 90 * 0x020202]);
+    }
+
+    #[test]
     fn worst_case_inflated_sizes() {
-        // 64x64 tiles of 3-byte CPIXELs: 1 + 4096 * 4 each; a 1x1 tile: 1 + 127 * 3 + 1.
+        // 64x64 tiles of 3-byte CPIXELs: 1 + 4096 * 4 each; a 1x1 tile: 1 + 127 * 3 + 2.
         assert_eq!(max_inflated(&Rect::new(0, 0, 64, 64), 3), 16385);
-        assert_eq!(max_inflated(&Rect::new(0, 0, 1, 1), 3), 383);
+        assert_eq!(max_inflated(&Rect::new(0, 0, 1, 1), 3), 384);
         assert_eq!(max_inflated(&Rect::new(5, 5, 0, 7), 3), 0);
         // 130x65: two 64x64 and a 2x64 tile, two 64x1 and a 2x1 tile.
-        let (full, right, bottom, corner) = (16385, 1 + 128 * 4, 1 + 381 + 64, 1 + 381 + 2);
+        let (full, right, bottom, corner) = (16385, 1 + 381 + 2 * 128, 1 + 381 + 2 * 64, 1 + 381 + 2 * 2);
         assert_eq!(max_inflated(&Rect::new(0, 0, 130, 65), 3), 2 * full + right + 2 * bottom + corner);
     }
 
@@ -384,8 +402,8 @@ mod tests {
         );
         let e = Harness::new(128, 64).decode(ZRLE, r, &input).unwrap_err().to_string();
         assert_eq!(e, "ZRLE: 6000 bytes of inflated data are left after the last tile");
-        let e = err(Rect::new(0, 0, 1, 1), &[1; 384]);
-        assert_eq!(e, "ZRLE: zlib data inflates to more than the 383 bytes the rectangle can hold");
+        let e = err(Rect::new(0, 0, 1, 1), &[1; 385]);
+        assert_eq!(e, "ZRLE: zlib data inflates to more than the 384 bytes the rectangle can hold");
     }
 
     #[test]
