@@ -3,7 +3,7 @@
 //! Data flows one way through the layers:
 //!
 //! * [`codec`], [`messages`], [`pixel`]: wire formats.
-//! * [`decode`]: one module per encoding, pure functions over bytes and a [`framebuffer::Framebuffer`].
+//! * `decode`: one module per encoding, pure functions over bytes and a [`framebuffer::Framebuffer`].
 //! * [`session`]: the sans-I/O protocol state machine (handshake, server messages), fed with bytes,
 //!   drained of bytes and events; it never touches a socket or a clock.
 //! * [`client`] and [`runtime`]: the I/O edge. A per-process tokio runtime runs one task per connection
@@ -14,7 +14,7 @@
 pub mod client;
 pub mod codec;
 pub mod config;
-pub mod decode;
+pub(crate) mod decode;
 pub mod encoding;
 pub mod error;
 pub mod ffi;
@@ -26,3 +26,5 @@ pub mod messages;
 pub mod pixel;
 pub mod runtime;
 pub mod session;
+
+pub use decode::cursor::CursorShape;
