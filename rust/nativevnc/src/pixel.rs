@@ -310,9 +310,7 @@ impl PixelReader {
     pub fn cpixels(&self, src: &[u8], dst: &mut [Rgb]) {
         debug_assert_eq!(src.len(), dst.len() * self.cpixel);
         if self.layout == Layout::Bgrx && self.packed == Some(Packed::Low) {
-            for (d, s) in dst.iter_mut().zip(src.chunks_exact(3)) {
-                *d = u32::from_le_bytes([s[0], s[1], s[2], 0]);
-            }
+            unpack_bgr(src, dst);
         } else {
             for (d, s) in dst.iter_mut().zip(src.chunks_exact(self.cpixel)) {
                 *d = self.cpixel(s);
@@ -346,6 +344,23 @@ impl ChannelScale {
     }
 }
 
+/// Unpacks 3-byte B,G,R into pixels, the inverse of [`pack_bgr`]; `src` holds `3 * dst.len()` bytes.
+fn unpack_bgr(src: &[u8], dst: &mut [Rgb]) {
+    let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let mut quads = dst.chunks_exact_mut(4);
+    let mut bytes = src.chunks_exact(12);
+    for (d, b) in (&mut quads).zip(&mut bytes) {
+        let (x, y, z) = (word(&b[0..4]), word(&b[4..8]), word(&b[8..12]));
+        d[0] = x & 0xff_ffff;
+        d[1] = x >> 24 | (y & 0xffff) << 8;
+        d[2] = y >> 16 | (z & 0xff) << 16;
+        d[3] = z >> 8;
+    }
+    for (d, b) in quads.into_remainder().iter_mut().zip(bytes.remainder().chunks_exact(3)) {
+        *d = u32::from_le_bytes([b[0], b[1], b[2], 0]);
+    }
+}
+
 /// Packs pixels into 3-byte B,G,R (tinycv's layout); `dst` holds `3 * src.len()` bytes. Four pixels at a
 /// time become three little-endian words, which is several times faster than byte by byte.
 pub fn pack_bgr(src: &[Rgb], dst: &mut [u8]) {
@@ -366,6 +381,19 @@ pub fn pack_bgr(src: &[Rgb], dst: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unpacks_3_byte_cpixels() {
+        let bytes: Vec<u8> = (0..21u8).map(|i| i.wrapping_mul(37)).collect();
+        let r = PixelReader::new(PixelFormat::BGRX);
+        let mut fast = vec![0; 7];
+        r.cpixels(&bytes, &mut fast);
+        let slow: Vec<Rgb> = bytes.chunks_exact(3).map(|c| r.cpixel(c)).collect();
+        assert_eq!(fast, slow);
+        let mut back = vec![0; 21];
+        pack_bgr(&fast, &mut back);
+        assert_eq!(back, bytes);
+    }
 
     #[test]
     fn packs_bgr() {
