@@ -12,7 +12,7 @@ use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use NativeVNC::Test::Guest;
 use NativeVNC::Test::Xvnc;
-use NativeVNC::Test::Util qw(rgb_at crop_rgb group_pids live_groups rfb_probe);
+use NativeVNC::Test::Util qw(rgb_at crop_rgb group_pids live_groups rfb_probe child_pids);
 
 # Whole-test guard: exit (so END blocks reap the servers) instead of hanging.
 $SIG{ALRM} = sub { diag 'test did not finish within 600s'; exit 1 };
@@ -154,21 +154,9 @@ subtest 'nothing left behind' => sub {
     for my $pid (sort keys %spawned) {
         ok(!kill(0, $pid) && !group_pids($pid), "$spawned{$pid} $pid is gone");
     }
-    my @children = grep { _parent_of($_) == $$ } _all_pids();
-    is_deeply(\@children, [], 'the test process has no child processes');
+    is_deeply([child_pids()], [], 'the test process has no child processes');
 };
 
-sub _all_pids () {
-    opendir my $dh, '/proc' or return;
-    return grep { /^\d+$/ } readdir $dh;
-}
-
-sub _parent_of ($pid) {
-    open my $fh, '<', "/proc/$pid/stat" or return 0;
-    my $stat = <$fh> // return 0;
-    my ($ppid) = substr($stat, rindex($stat, ')') + 2) =~ /^\S (\d+)/;
-    return $ppid // 0;
-}
 
 alarm 0;
 done_testing;

@@ -21,7 +21,7 @@ use NativeVNC;
 use NativeVNC::Exception;
 use consoles::NativeVNC;
 use NativeVNC::Test::Xvnc;
-use NativeVNC::Test::Util qw(rgb_at group_pids live_groups reap);
+use NativeVNC::Test::Util qw(rgb_at group_pids live_groups reap child_pids);
 
 # No whole-test alarm: NativeVNC::Test::Util::with_timeout, which guards every X request, re-arms an outer
 # alarm one second short each time, so a draw_scene would use it up. Every wait here is bounded instead.
@@ -729,21 +729,9 @@ subtest 'nothing left behind' => sub {
     for my $pid (sort keys %spawned) {
         ok(!kill(0, $pid) && !group_pids($pid), "$spawned{$pid} $pid is gone");
     }
-    my @children = grep { _parent_of($_) == $$ } _all_pids();
-    is_deeply(\@children, [], 'the test process has no child processes');
+    is_deeply([child_pids()], [], 'the test process has no child processes');
 };
 
-sub _all_pids () {
-    opendir my $dh, '/proc' or return;
-    return grep { /^\d+$/ } readdir $dh;
-}
-
-sub _parent_of ($pid) {
-    open my $fh, '<', "/proc/$pid/stat" or return 0;
-    my $stat = <$fh> // return 0;
-    my ($ppid) = substr($stat, rindex($stat, ')') + 2) =~ /^\S (\d+)/;
-    return $ppid // 0;
-}
 
 diag sprintf 'whole test: %.1f s', time - $test_started;
 done_testing;

@@ -17,7 +17,7 @@ use Time::HiRes qw(time sleep);
 our @EXPORT_OK = qw(
   repo_root free_tcp_port free_x_display wait_until with_timeout
   spawn_group signal_group reap stop_group group_pids live_groups
-  read_exactly rgb_at crop_rgb file_tail rfb_probe mirror_bits
+  read_exactly rgb_at crop_rgb file_tail rfb_probe mirror_bits child_pids
 );
 
 # Process groups started by spawn_group in this process and not reaped yet: pid => owner pid.
@@ -303,6 +303,24 @@ for my $signal (qw(INT TERM HUP)) {
     next if defined $SIG{$signal} && $SIG{$signal} ne 'DEFAULT';
     my $number = { INT => 2, TERM => 15, HUP => 1 }->{$signal};
     $SIG{$signal} = sub { print STDERR "caught SIG$signal, cleaning up\n"; exit(128 + $number) };
+}
+
+=head2 child_pids
+
+The process ids of this process's children that still exist (zombies included), from /proc.
+
+=cut
+
+sub child_pids () {
+    opendir my $dh, '/proc' or return;
+    my @children;
+    for my $pid (grep { /^\d+$/ } readdir $dh) {
+        open my $fh, '<', "/proc/$pid/stat" or next;
+        my $stat = <$fh> // next;
+        my ($ppid) = substr($stat, rindex($stat, ')') + 2) =~ /^\S (\d+)/;
+        push @children, $pid if ($ppid // 0) == $$;
+    }
+    return @children;
 }
 
 =head2 read_exactly($socket, $length, $timeout)
