@@ -12,7 +12,6 @@ use super::{Ctx, Progress, Resume};
 use crate::codec::{Parse, ReadError, Reader};
 use crate::error::ProtocolError;
 use crate::framebuffer::Rect;
-use crate::pixel::Rgb;
 
 const ENCODING: &str = "Hextile";
 
@@ -23,10 +22,6 @@ const ANY_SUBRECTS: u8 = 8;
 const SUBRECTS_COLOURED: u8 = 16;
 const KNOWN_BITS: u8 = RAW | BACKGROUND_SPECIFIED | FOREGROUND_SPECIFIED | ANY_SUBRECTS | SUBRECTS_COLOURED;
 
-/// In [`Resume::background`] or [`Resume::foreground`]: no colour carries over. Real colours fit in
-/// 24 bits.
-const NO_COLOUR: Rgb = u32::MAX;
-
 const TILE: u16 = 16;
 
 pub(crate) fn decode(rect: &Rect, input: &[u8], resume: &mut Resume, ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
@@ -35,8 +30,8 @@ pub(crate) fn decode(rect: &Rect, input: &[u8], resume: &mut Resume, ctx: &mut C
     if resume.unit == 0 {
         // "The first non-raw tile in a rectangle must have this bit set" (BackgroundSpecified), and
         // nothing carries a foreground into the rectangle either.
-        resume.background = NO_COLOUR;
-        resume.foreground = NO_COLOUR;
+        resume.background = None;
+        resume.foreground = None;
     }
     let mut used = 0;
     while resume.unit < tiles {
@@ -75,29 +70,31 @@ fn decode_tile(tile: &Rect, resume: &mut Resume, input: &[u8], ctx: &mut Ctx) ->
         // RFC 6143 §7.7.4: "the background pixel value may not be carried over if the previous
         // tile was raw", and "the foreground pixel value may not be carried over if the previous
         // tile was raw or had the SubrectsColored bit set".
-        resume.background = NO_COLOUR;
-        resume.foreground = NO_COLOUR;
+        resume.background = None;
+        resume.foreground = None;
         return Ok(r.consumed());
     }
     if mask & !KNOWN_BITS != 0 {
         return Err(invalid(format!("unknown sub-encoding bits in {mask:#04x}")));
     }
 
-    let background = if mask & BACKGROUND_SPECIFIED != 0 { ctx.pixels.pixel(r.take(bpp)?) } else { resume.background };
-    let foreground = if mask & FOREGROUND_SPECIFIED != 0 { ctx.pixels.pixel(r.take(bpp)?) } else { resume.foreground };
+    let background =
+        if mask & BACKGROUND_SPECIFIED != 0 { Some(ctx.pixels.pixel(r.take(bpp)?)) } else { resume.background };
+    let foreground =
+        if mask & FOREGROUND_SPECIFIED != 0 { Some(ctx.pixels.pixel(r.take(bpp)?)) } else { resume.foreground };
     let count = if mask & ANY_SUBRECTS != 0 { r.u8()? } else { 0 };
     let coloured = mask & SUBRECTS_COLOURED != 0;
     let subrect_len = 2 + if coloured { bpp } else { 0 };
     let subrects = r.take(usize::from(count) * subrect_len)?;
 
-    if background == NO_COLOUR {
+    let Some(background) = background else {
         return Err(invalid(
             "no background colour: the tile gives none and none carries over (not into a \
              rectangle, nor past a Raw tile)"
                 .into(),
         ));
-    }
-    if count > 0 && !coloured && foreground == NO_COLOUR {
+    };
+    if count > 0 && !coloured && foreground.is_none() {
         return Err(invalid(
             "no foreground colour for its subrectangles: the tile gives none and none carries over \
              (not into a rectangle, nor past a Raw or SubrectsColoured tile)"
@@ -108,7 +105,8 @@ fn decode_tile(tile: &Rect, resume: &mut Resume, input: &[u8], ctx: &mut Ctx) ->
     ctx.fb.fill(tile, background);
     for subrect in subrects.chunks_exact(subrect_len) {
         let (colour, geometry) =
-            if coloured { (ctx.pixels.pixel(subrect), &subrect[bpp..]) } else { (foreground, subrect) };
+            // Without SubrectsColoured the foreground was checked above.
+            if coloured { (ctx.pixels.pixel(subrect), &subrect[bpp..]) } else { (foreground.unwrap_or(0), subrect) };
         let (x, y) = (u16::from(geometry[0] >> 4), u16::from(geometry[0] & 15));
         let (w, h) = (u16::from(geometry[1] >> 4) + 1, u16::from(geometry[1] & 15) + 1);
         if x + w > tile.w || y + h > tile.h {
@@ -117,9 +115,9 @@ fn decode_tile(tile: &Rect, resume: &mut Resume, input: &[u8], ctx: &mut Ctx) ->
         ctx.fb.fill(&Rect::new(tile.x + x, tile.y + y, w, h), colour);
     }
 
-    resume.background = background;
+    resume.background = Some(background);
     // RFC 6143 §7.7.4, as for Raw tiles above.
-    resume.foreground = if coloured { NO_COLOUR } else { foreground };
+    resume.foreground = if coloured { None } else { foreground };
     Ok(r.consumed())
 }
 

@@ -50,9 +50,11 @@ pub(crate) enum Progress {
 pub(crate) struct Resume {
     /// Rows (Raw), tiles (Hextile, TRLE, ZRLE) or pixels (Zlib) already decoded.
     pub unit: u32,
-    /// Hextile's background and foreground colours carry from tile to tile.
-    pub background: Rgb,
-    pub foreground: Rgb,
+    /// Hextile's background and foreground colours carry from tile to tile (`None`: none may carry).
+    pub background: Option<Rgb>,
+    pub foreground: Option<Rgb>,
+    /// RRE's number of subrectangles, once its header is read.
+    pub count: u32,
     /// TRLE's palette carries to tiles that reuse it.
     pub palette: Vec<Rgb>,
     /// ZRLE's and Zlib's compressed chunk and window of inflated bytes.

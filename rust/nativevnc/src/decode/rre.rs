@@ -28,11 +28,11 @@ pub(crate) fn decode(rect: &Rect, input: &[u8], resume: &mut Resume, ctx: &mut C
             ));
         }
         ctx.fb.fill(rect, ctx.pixels.pixel(&header[4..]));
-        resume.foreground = count;
+        resume.count = count;
         resume.unit = 1;
         used = header.len();
     }
-    let count = resume.foreground;
+    let count = resume.count;
     let unit_len = bpp + 8;
     while resume.unit <= count {
         let Some(unit) = input.get(used..used + unit_len) else {
