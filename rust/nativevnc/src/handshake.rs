@@ -190,16 +190,7 @@ impl Handshake {
                 let width = r.u16()?;
                 let height = r.u16()?;
                 let pixel_format = PixelFormat::read(r)?;
-                let name_len = r.u32()? as usize;
-                if name_len > limits.max_name_len {
-                    return Err(ProtocolError::TooLarge {
-                        what: "desktop name",
-                        size: name_len as u64,
-                        limit: limits.max_name_len as u64,
-                    }
-                    .into());
-                }
-                let name = String::from_utf8_lossy(r.take(name_len)?).into_owned();
+                let name = read_string(r, "desktop name", limits)?;
                 limits.check_framebuffer(width, height)?;
                 self.state = State::Done;
                 return Ok(Some(ServerInit {
@@ -260,16 +251,16 @@ fn negotiate_version(v: &[u8; 12]) -> Result<Version, ProtocolError> {
 }
 
 fn read_reason(r: &mut Reader, limits: &Limits) -> Parse<String> {
+    Ok(read_string(r, "reason string", limits)?.trim_end_matches('\0').to_string())
+}
+
+/// A string with a u32 length, at most [`Limits::max_name_len`] bytes.
+fn read_string(r: &mut Reader, what: &'static str, limits: &Limits) -> Parse<String> {
     let n = r.u32()? as usize;
     if n > limits.max_name_len {
-        return Err(ProtocolError::TooLarge {
-            what: "reason string",
-            size: n as u64,
-            limit: limits.max_name_len as u64,
-        }
-        .into());
+        return Err(ProtocolError::TooLarge { what, size: n as u64, limit: limits.max_name_len as u64 }.into());
     }
-    Ok(String::from_utf8_lossy(r.take(n)?).trim_end_matches('\0').to_string())
+    Ok(String::from_utf8_lossy(r.take(n)?).into_owned())
 }
 
 #[cfg(test)]

@@ -271,16 +271,21 @@ pub(crate) mod testutil {
             }
         }
 
-        /// Decodes `input` given all at once; returns the result and the bytes used.
-        pub fn decode(&mut self, encoding: i32, rect: Rect, input: &[u8]) -> Result<Progress, ProtocolError> {
-            let mut resume = Resume::default();
-            let mut ctx = Ctx {
+        /// What a decoder works with, borrowed from the harness.
+        pub fn ctx(&mut self) -> Ctx<'_> {
+            Ctx {
                 pixels: &self.pixels,
                 fb: &mut self.fb,
                 streams: &mut self.streams,
                 limits: &self.limits,
                 scratch: &mut self.scratch,
-            };
+            }
+        }
+
+        /// Decodes `input` given all at once; returns the result and the bytes used.
+        pub fn decode(&mut self, encoding: i32, rect: Rect, input: &[u8]) -> Result<Progress, ProtocolError> {
+            let mut resume = Resume::default();
+            let mut ctx = self.ctx();
             decode(encoding, &rect, input, &mut resume, &mut ctx)
         }
 
@@ -290,13 +295,7 @@ pub(crate) mod testutil {
             let mut resume = Resume::default();
             let mut start = 0;
             for end in 0..=input.len() {
-                let mut ctx = Ctx {
-                    pixels: &self.pixels,
-                    fb: &mut self.fb,
-                    streams: &mut self.streams,
-                    limits: &self.limits,
-                    scratch: &mut self.scratch,
-                };
+                let mut ctx = self.ctx();
                 match decode(encoding, &rect, &input[start..end], &mut resume, &mut ctx)? {
                     Progress::Done(n) => return Ok(start + n),
                     Progress::Partial(n) => start += n,

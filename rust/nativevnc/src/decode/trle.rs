@@ -537,13 +537,7 @@ pub(crate) mod tests {
         let first = [&[2][..], &cpx(&[A, B]), &[0xff; 32], &[1], &cpx(&[C])].concat();
         let second = [&[127][..], &[0; 32]].concat();
         let mut resume = Resume::default();
-        let mut ctx = Ctx {
-            pixels: &h.pixels,
-            fb: &mut h.fb,
-            streams: &mut h.streams,
-            limits: &h.limits,
-            scratch: &mut h.scratch,
-        };
+        let mut ctx = h.ctx();
         let input = [&first[..], &second[..5]].concat();
         assert_eq!(decode(&r, &input, &mut resume, &mut ctx), Ok(Progress::Partial(first.len())));
         assert_eq!((resume.unit, &resume.palette[..]), (2, &[C][..]));

@@ -301,7 +301,7 @@ pub(crate) mod tests {
     use super::WINDOW;
     use crate::codec::Put;
     use crate::decode::testutil::{bgrx, Deflater, Harness};
-    use crate::decode::{self, Ctx, Inflater, Progress, Resume};
+    use crate::decode::{self, Inflater, Progress, Resume};
     use crate::encoding::ZLIB;
     use crate::error::ProtocolError;
     use crate::framebuffer::Rect;
@@ -342,13 +342,7 @@ pub(crate) mod tests {
         let (mut start, mut end) = (0, 0);
         loop {
             end = (end + piece).min(input.len());
-            let mut ctx = Ctx {
-                pixels: &h.pixels,
-                fb: &mut h.fb,
-                streams: &mut h.streams,
-                limits: &h.limits,
-                scratch: &mut h.scratch,
-            };
+            let mut ctx = h.ctx();
             match decode::decode(encoding, &rect, &input[start..end], &mut resume, &mut ctx)? {
                 Progress::Done(n) => return Ok(start + n),
                 Progress::Partial(n) => start += n,
