@@ -170,6 +170,21 @@ connect(nv_client *c, HV *opts)
     o.shared = v ? SvTRUE(v) : 1;
     v = nvx_opt(aTHX_ opts, "scancode_keys");
     o.scancode_keys = v ? SvTRUE(v) : 1;
+    v = nvx_opt(aTHX_ opts, "webmks_url");
+    o.webmks_url = v ? SvPVutf8_nolen(v) : NULL;
+    v = nvx_opt(aTHX_ opts, "vm");
+    o.webmks_vm = v ? SvPVutf8_nolen(v) : NULL;
+    v = nvx_opt(aTHX_ opts, "webmks_password");
+    o.webmks_password = v ? SvPVutf8_nolen(v) : NULL;
+    v = nvx_opt(aTHX_ opts, "ticket_attempts");
+    o.ticket_retries = (uint32_t)(v ? SvUV(v) : 11);
+    o.ticket_delay_ms = nvx_ms(aTHX_ opts, "ticket_delay", 5);
+    v = nvx_opt(aTHX_ opts, "insecure");
+    o.insecure = v && SvTRUE(v);
+    v = nvx_opt(aTHX_ opts, "ca_file");
+    o.ca_file = v ? SvPVutf8_nolen(v) : NULL;
+    v = nvx_opt(aTHX_ opts, "thumbprint");
+    o.thumbprint = v ? SvPVutf8_nolen(v) : NULL;
     v = nvx_opt(aTHX_ opts, "encodings");
     if (v) {
         AV *av;

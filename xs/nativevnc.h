@@ -26,6 +26,14 @@ typedef struct {
     uint8_t keep_server_format;
     uint8_t shared;
     uint8_t scancode_keys;
+    const char *webmks_url;
+    const char *webmks_vm;
+    const char *webmks_password;
+    uint32_t ticket_retries;
+    uint32_t ticket_delay_ms;
+    uint8_t insecure;
+    const char *ca_file;
+    const char *thumbprint;
 } nv_connect_options;
 
 typedef struct {

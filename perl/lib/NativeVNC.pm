@@ -76,8 +76,9 @@ A client without a connection.
 
 =head2 connect(\%options)
 
-Connects and runs the RFB handshake, blocking for at most C<connect_timeout> seconds; returns the
-status (see L</status>). Closes any previous connection of this client. Options:
+Connects and runs the RFB handshake, blocking for at most C<connect_timeout> seconds (plus, for a webmks
+console, the time the ticket takes); returns the status (see L</status>). Closes any previous connection of
+this client. Options:
 
 =over
 
@@ -118,7 +119,29 @@ ClientInit's shared flag (default true).
 
 =item scancode_keys
 
-Type with scancodes (QEMU extended key events) when the server offers them (default true).
+Type with scancodes (QEMU extended key events, VMware key events) when the server offers them (default
+true).
+
+=item webmks_url
+
+Connect to a vSphere VM's webmks console instead of C<host>:C<port>: os-autoinst's
+C<https://USER:PASSWORD@HOST[:PORT]/VM-ID>, or C<?name=NAME>, C<?path=INVENTORY/PATH>, C<?uuid=BIOS-UUID> in
+place of the VM id. Every connect acquires a fresh ticket. The encodings default to the VMware set (TightPNG,
+CopyRect, Raw, DesktopSize and the VMware pseudo-encodings) and the server's pixel format is kept.
+
+=item vm, webmks_password
+
+The VM id when the URL names none; a password that replaces the URL's (no escaping needed).
+
+=item ticket_attempts, ticket_delay
+
+Failed ticket requests retried (default 11; wrong credentials never are) and seconds between them (5).
+
+=item insecure, ca_file, thumbprint
+
+TLS: verify nothing; trust the CA certificates in this PEM file besides the system's; pin the vSphere API's
+certificate by its SHA-1 or SHA-256 thumbprint. The console's connection is pinned to the thumbprints the
+ticket carries.
 
 =back
 

@@ -112,10 +112,13 @@ sub login ($self, $connect_timeout = undef, $timeout = undef) {
     $self->_vnc_stalled(0);
     $self->check_vnc_stalls(1);
 
+    my $webmks = $self->_webmks_options;
     my $hostname = $self->hostname || 'localhost';
     my $port = $self->port || 5900;
+    $self->description('VNC over WebSockets server provided by VMWare') if $webmks;
     my $description = $self->description || 'VNC server';
-    my $is_local = $hostname =~ /\A(?:localhost|127\.0\.0\.\d+|::1)\z/;
+    # os-autoinst's webmks path connects to its local bridge, so the local timeouts apply; so they do here.
+    my $is_local = $webmks || $hostname =~ /\A(?:localhost|127\.0\.0\.\d+|::1)\z/;
     $connect_timeout //= $is_local ? _var('VNC_CONNECT_TIMEOUT_LOCAL') // 20 : _var('VNC_CONNECT_TIMEOUT_REMOTE') // 240;
     $timeout //= $is_local ? _var('VNC_TIMEOUT_LOCAL') // 60 : _var('VNC_TIMEOUT_REMOTE') // 60;
     my $connect_sleep = _var('VNC_CONNECT_SLEEP') // 1;
@@ -128,9 +131,12 @@ sub login ($self, $connect_timeout = undef, $timeout = undef) {
         password => $self->password,
         connect_timeout => $timeout,
         io_timeout => $timeout,
-        encodings => $self->_encodings,
+        # A webmks console asks for the VMware set (the core's default for it) unless told otherwise.
+        encodings => $webmks && !$self->encodings ? undef : $self->_encodings,
         depth => $self->depth // 0,
+        %{$webmks // {}},
     );
+    my $target = $webmks ? $webmks->{target} : "$hostname:$port";
     my $endtime = Time::HiRes::time + $connect_timeout;
     my $failures = 0;
     my $status;
@@ -138,8 +144,9 @@ sub login ($self, $connect_timeout = undef, $timeout = undef) {
         $status = eval { $client->connect(\%options) };
         next if $status;
         my $e = $@;
+        $self->_flush_log;
         die $e unless ref $e && $e->isa('NativeVNC::Error');
-        my $message = "Error connecting to $description <$hostname:$port>: " . $e->message;
+        my $message = "Error connecting to $description <$target>: " . $e->message;
         _throw(VNCSetupError => $message) unless $e->kind eq 'connect' || $e->kind eq 'timeout';
         ++$failures;
         _throw(VNCSetupError => $message) if Time::HiRes::time > $endtime;
@@ -159,6 +166,37 @@ sub login ($self, $connect_timeout = undef, $timeout = undef) {
     $self->_framebuffer(undef) if $fb && ($fb->xres != $self->width || $fb->yres != $self->height);
     $self->_flush_log;
     return;
+}
+
+# The webmks connection options when this console is a VMware webmks console: given a
+# `vmware_vnc_over_ws_url`, or deduced from the job's variables for the system under test as os-autoinst
+# does (VMWARE_VNC_OVER_WS set and the console's host being VIRSH_GUEST). The password goes separately, so
+# it needs no escaping in the URL. Every login takes a fresh ticket (the core does that on every connect).
+sub _webmks_options ($self) {
+    my ($url, $password) = ($self->vmware_vnc_over_ws_url);
+    if (!$url) {
+        return undef unless _var('VMWARE_VNC_OVER_WS');
+        my $guest = _var('VIRSH_GUEST');
+        return undef unless defined $guest && ($self->original_hostname // $self->hostname // '') eq $guest;
+        my ($host, $user) = (_var('VMWARE_HOST'), _var('VMWARE_USERNAME') // 'root');
+        $password = _var('VMWARE_PASSWORD');
+        _throw(VNCSetupError => 'VMWARE_VNC_OVER_WS set but not VMWARE_HOST/VMWARE_PASSWORD')
+          unless $host && defined $password;
+        $url = "https://$user\@$host";
+    }
+    $self->original_hostname($self->hostname) unless defined $self->original_hostname;
+    my ($api) = $url =~ m{\A(?:webmks\+)?https://(?:[^/\@]*\@)?([^/?#]+)};
+    return {
+        webmks_url => $url,
+        target => 'webmks via ' . ($api // 'an invalid URL'),
+        defined $password ? (webmks_password => $password) : (),
+        vm => _var('VIRSH_VM_ID'),
+        ticket_attempts => _var('VMWARE_VNC_OVER_WS_REQUEST_ATTEMPTS') // 11,
+        ticket_delay => _var('VMWARE_VNC_OVER_WS_REQUEST_DELAY') // 5,
+        insecure => _var('VMWARE_VNC_OVER_WS_INSECURE') // 0,
+        ca_file => _var('VMWARE_VNC_OVER_WS_CA_FILE'),
+        thumbprint => _var('VMWARE_VNC_OVER_WS_THUMBPRINT'),
+    };
 }
 
 sub _flush_log ($self) {
@@ -450,10 +488,22 @@ A hash reference of encoding number to rectangles received in it on the current 
 
 As in C<consoles::VNC>.
 
+=head1 VMWARE WEBMKS
+
+The console connects to a vSphere VM's webmks console, in-process, when it has a C<vmware_vnc_over_ws_url>
+(C<https://USER:PASSWORD@HOST[:PORT]/VM-ID>, or C<?name=>, C<?path=>, C<?uuid=> instead of the id), or when
+C<VMWARE_VNC_OVER_WS> is set and its host (C<original_hostname> or C<hostname>) is C<VIRSH_GUEST>; then the
+API is C<VMWARE_HOST> as C<VMWARE_USERNAME> (root) with C<VMWARE_PASSWORD>, and the VM C<VIRSH_VM_ID>. Every
+login takes a fresh ticket; the local timeouts apply, as for os-autoinst's bridge.
+
 =head1 VARIABLES
 
 Read from C<%bmwqemu::vars>: C<VNC_CONNECT_TIMEOUT_LOCAL>, C<VNC_CONNECT_TIMEOUT_REMOTE>,
-C<VNC_TIMEOUT_LOCAL>, C<VNC_TIMEOUT_REMOTE>, C<VNC_CONNECT_SLEEP>, C<VNC_STALL_THRESHOLD>, with
-os-autoinst's meanings and defaults.
+C<VNC_TIMEOUT_LOCAL>, C<VNC_TIMEOUT_REMOTE>, C<VNC_CONNECT_SLEEP>, C<VNC_STALL_THRESHOLD>, and for webmks
+C<VMWARE_VNC_OVER_WS>, C<VMWARE_HOST>, C<VMWARE_USERNAME>, C<VMWARE_PASSWORD>, C<VIRSH_GUEST>, C<VIRSH_VM_ID>,
+C<VMWARE_VNC_OVER_WS_REQUEST_ATTEMPTS>, C<VMWARE_VNC_OVER_WS_REQUEST_DELAY>, C<VMWARE_VNC_OVER_WS_INSECURE>,
+with os-autoinst's meanings and defaults, and this module's own C<VMWARE_VNC_OVER_WS_CA_FILE> (extra trusted
+CA certificates, PEM) and C<VMWARE_VNC_OVER_WS_THUMBPRINT> (the API certificate's SHA-1 or SHA-256
+thumbprint, pinned).
 
 =cut

@@ -1,5 +1,7 @@
-//! `nativevnc`: take a screenshot, type text or press keys on a VNC server from the shell.
+//! `nativevnc`: take a screenshot, type text or press keys on a VNC server or a VMware webmks console
+//! from the shell; print a webmks ticket URL; let any VNC viewer look at a webmks console.
 
+mod proxy;
 mod target;
 
 use std::path::{Path, PathBuf};
@@ -9,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use nativevnc::client::{Client, ConnectOptions};
-use nativevnc::config::Config;
 use nativevnc::encoding;
 use nativevnc::error::{Error, ErrorKind, Result};
 use nativevnc::handshake::Credentials;
 use nativevnc::image::Image;
 use nativevnc::keys;
+use nativevnc::webmks::{self, Webmks};
 
 use target::Target;
 
@@ -22,9 +24,15 @@ use target::Target;
 const SCREEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 const AFTER_HELP: &str = "\
-URL: vnc://[:PASSWORD@]HOST[:PORT] (port 5900 if not given). Characters such as '@' in the password are
-percent-encoded (%40). The password can also come from the NATIVEVNC_PASSWORD environment variable,
-which keeps it out of the process list.
+URL: vnc://[:PASSWORD@]HOST[:PORT] (port 5900 if not given) for a VNC server, or
+webmks+https://USER:PASSWORD@HOST[:PORT]/VM for the console of a VM on ESXi or vCenter (also https://...).
+VM is the VM's managed object id; ?name=NAME, ?path=INVENTORY/PATH or ?uuid=BIOS-UUID find it instead.
+Characters such as '@' in user names and passwords are percent-encoded (%40). The password can also come
+from the NATIVEVNC_PASSWORD environment variable, which keeps it out of the process list.
+
+webmks: every connection takes a fresh one-shot ticket from the vSphere API. The API's TLS certificate is
+verified against the system's CA certificates (plus --ca-file), or pinned with --thumbprint; the console's
+certificate is then pinned to the thumbprints the ticket carries. --insecure verifies nothing.
 
 Exit status: 0 success, 1 the server could not be reached or the connection failed, 2 usage error,
 3 authentication failed.";
@@ -69,11 +77,29 @@ enum Command {
         /// The chord.
         keys: String,
     },
+    /// Acquire a webmks ticket and print its wss:// URL (it works once, for a limited time).
+    Ticket {
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Let VNC viewers look at a webmks console: listen on TCP and, for every viewer, take a fresh ticket
+    /// and pass the RFB bytes through. Prints the address it listens on.
+    Proxy {
+        #[command(flatten)]
+        server: Server,
+        /// Where to listen (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:5900", value_name = "ADDRESS:PORT")]
+        listen: std::net::SocketAddr,
+        /// Allow listening on an address other than loopback (anyone reaching it sees the console).
+        #[arg(long)]
+        allow_remote: bool,
+    },
 }
 
 #[derive(Args)]
 struct Server {
-    /// The VNC server: vnc://[:PASSWORD@]HOST[:PORT].
+    /// The VNC server, vnc://[:PASSWORD@]HOST[:PORT], or the webmks console,
+    /// webmks+https://USER:PASSWORD@HOST[:PORT]/VM.
     #[arg(long, value_name = "URL")]
     url: String,
     /// Seconds to keep trying to connect.
@@ -85,6 +111,56 @@ struct Server {
     encodings: Option<Vec<String>>,
     #[arg(long, env = "NATIVEVNC_PASSWORD", hide_env_values = true, hide = true)]
     password: Option<String>,
+    /// webmks: do not verify TLS certificates at all.
+    #[arg(long)]
+    insecure: bool,
+    /// webmks: a PEM file of CA certificates to trust besides the system's.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<String>,
+    /// webmks: the vSphere API certificate's SHA-1 or SHA-256 thumbprint (hex pairs), pinned.
+    #[arg(long, value_name = "HEX")]
+    thumbprint: Option<String>,
+    /// webmks: failed ticket requests to retry (the VM may still be starting).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    ticket_retries: u32,
+    /// webmks: seconds between ticket requests.
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    ticket_delay: f64,
+}
+
+impl Server {
+    /// The webmks console of a webmks URL; a usage error for a vnc:// URL.
+    fn webmks(&self) -> Result<Webmks> {
+        match Target::parse(&self.url, self.password.clone())? {
+            Target::Webmks { url, password } => {
+                let tls = webmks::api_verification(self.insecure, self.ca_file.as_deref(), self.thumbprint.as_deref())?;
+                let mut webmks = Webmks::from_url(&url, None, password.as_deref(), tls)?;
+                webmks.retries = self.ticket_retries;
+                webmks.retry_delay = seconds(self.ticket_delay, "--ticket-delay")?;
+                Ok(webmks)
+            }
+            Target::Vnc { .. } => Err(Error::usage("this needs a webmks URL: webmks+https://USER:PASSWORD@HOST/VM")),
+        }
+    }
+
+    /// What to connect to, with the encodings asked for.
+    fn options(&self) -> Result<ConnectOptions> {
+        let mut options = match Target::parse(&self.url, self.password.clone())? {
+            Target::Vnc { host, port, password } => {
+                let mut options = ConnectOptions::new(host, port);
+                options.credentials = Credentials::new(password);
+                options
+            }
+            Target::Webmks { .. } => ConnectOptions::webmks(self.webmks()?),
+        };
+        if let Some(names) = &self.encodings {
+            options.config.encodings = names
+                .iter()
+                .map(|n| encoding::parse(n).ok_or_else(|| Error::usage(format!("unknown encoding '{n}'"))))
+                .collect::<Result<_>>()?;
+        }
+        Ok(options)
+    }
 }
 
 fn seconds(s: f64, what: &str) -> Result<Duration> {
@@ -103,22 +179,17 @@ fn connect(server: &Server, screen_timeout: Duration) -> Result<Client> {
 }
 
 fn connect_only(server: &Server) -> Result<Client> {
-    let target = Target::parse(&server.url, server.password.clone())?;
-    let mut config = Config::default();
-    if let Some(names) = &server.encodings {
-        config.encodings = names
-            .iter()
-            .map(|n| encoding::parse(n).ok_or_else(|| Error::usage(format!("unknown encoding '{n}'"))))
-            .collect::<Result<_>>()?;
-    }
+    let template = server.options()?;
     let deadline = Instant::now() + seconds(server.connect_timeout, "--connect-timeout")?;
     let mut client = Client::new();
     loop {
-        let mut options = ConnectOptions::new(target.host.clone(), target.port);
-        options.credentials = Credentials::new(target.password.clone());
-        options.config = config.clone();
+        let mut options = template.clone();
         options.connect_timeout = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
-        match client.connect(options) {
+        let result = client.connect(options);
+        for line in client.take_log().into_iter().filter(|l| l.warning) {
+            eprintln!("nativevnc: {}", line.message);
+        }
+        match result {
             Ok(_) => return Ok(client),
             Err(e) if matches!(e.kind(), ErrorKind::Connect | ErrorKind::Timeout) && Instant::now() < deadline => {
                 sleep(Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now())));
@@ -182,6 +253,10 @@ fn main() -> ExitCode {
         Command::Screenshot { server, out, timeout } => screenshot(server, out, *timeout),
         Command::Type { server, rate, text } => type_text(server, *rate, text),
         Command::Key { server, rate, keys } => press(server, *rate, keys),
+        Command::Ticket { server } => server.webmks().and_then(|w| proxy::print_ticket(&w)),
+        Command::Proxy { server, listen, allow_remote } => server
+            .webmks()
+            .and_then(|w| proxy::run(*listen, *allow_remote, w, seconds(server.connect_timeout, "--connect-timeout")?)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,25 +6,42 @@ use url::Url;
 
 /// A VNC server to connect to.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Target {
-    pub host: String,
-    pub port: u16,
-    pub password: Option<String>,
+pub enum Target {
+    /// `vnc://[:PASSWORD@]HOST[:PORT]`.
+    Vnc { host: String, port: u16, password: Option<String> },
+    /// `webmks+https://USER:PASSWORD@HOST[:PORT]/VM` (or `https://…`): a vSphere VM's console; the URL is
+    /// parsed by the core, which also knows the forms naming the VM.
+    Webmks { url: String, password: Option<String> },
 }
 
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let password = if self.password.is_some() { "<hidden>" } else { "none" };
-        write!(f, "Target({}:{}, password: {password})", self.host, self.port)
+        match self {
+            Target::Vnc { host, port, password } => {
+                let password = if password.is_some() { "<hidden>" } else { "none" };
+                write!(f, "Vnc({host}:{port}, password: {password})")
+            }
+            Target::Webmks { url, .. } => match Url::parse(url) {
+                Ok(u) => write!(f, "Webmks({}:{})", u.host_str().unwrap_or(""), u.port().unwrap_or(443)),
+                Err(_) => f.write_str("Webmks(<invalid URL>)"),
+            },
+        }
     }
 }
 
 impl Target {
-    /// Parses `vnc://[:PASSWORD@]HOST[:PORT]`; `fallback_password` is used when the URL has none.
-    pub fn parse(s: &str, fallback_password: Option<String>) -> Result<Target> {
+    /// Parses `--url`; `env_password` (NATIVEVNC_PASSWORD) is used when a vnc:// URL has no password, and
+    /// replaces the vSphere password of a webmks URL.
+    pub fn parse(s: &str, env_password: Option<String>) -> Result<Target> {
         let url = Url::parse(s).map_err(|e| Error::usage(format!("invalid URL: {e}")))?;
-        if url.scheme() != "vnc" {
-            return Err(Error::usage(format!("unsupported URL scheme '{}': use vnc://HOST:PORT", url.scheme())));
+        match url.scheme() {
+            "vnc" => {}
+            "webmks+https" | "https" => return Ok(Target::Webmks { url: s.to_string(), password: env_password }),
+            other => {
+                return Err(Error::usage(format!(
+                    "unsupported URL scheme '{other}': use vnc://HOST:PORT or webmks+https://USER:PASSWORD@HOST/VM"
+                )))
+            }
         }
         let host = url
             .host_str()
@@ -41,9 +58,9 @@ impl Target {
                     .map_err(|_| Error::usage("the password in the URL is not valid UTF-8"))?
                     .into_owned(),
             ),
-            None => fallback_password,
+            None => env_password,
         };
-        Ok(Target { host, port: url.port().unwrap_or(5900), password })
+        Ok(Target::Vnc { host, port: url.port().unwrap_or(5900), password })
     }
 }
 
@@ -51,14 +68,28 @@ impl Target {
 mod tests {
     use super::*;
 
+    fn vnc(t: Target) -> (String, u16, Option<String>) {
+        match t {
+            Target::Vnc { host, port, password } => (host, port, password),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn parses_hosts_ports_and_passwords() {
-        let t = Target::parse("vnc://127.0.0.1:5901", None).unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.password), ("127.0.0.1", 5901, None));
-        let t = Target::parse("vnc://:s%40cret@example.org", None).unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.password.as_deref()), ("example.org", 5900, Some("s@cret")));
-        let t = Target::parse("vnc://[::1]:5905", Some("env".into())).unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.password.as_deref()), ("::1", 5905, Some("env")));
+        assert_eq!(vnc(Target::parse("vnc://127.0.0.1:5901", None).unwrap()), ("127.0.0.1".into(), 5901, None));
+        let t = vnc(Target::parse("vnc://:s%40cret@example.org", None).unwrap());
+        assert_eq!(t, ("example.org".into(), 5900, Some("s@cret".into())));
+        let t = vnc(Target::parse("vnc://[::1]:5905", Some("env".into())).unwrap());
+        assert_eq!(t, ("::1".into(), 5905, Some("env".into())));
+    }
+
+    #[test]
+    fn webmks_urls_go_to_the_core() {
+        for url in ["webmks+https://root:pw@esx:8443/1", "https://root:pw@esx/?name=sut"] {
+            let t = Target::parse(url, Some("env".into())).unwrap();
+            assert_eq!(t, Target::Webmks { url: url.into(), password: Some("env".into()) });
+        }
     }
 
     #[test]
@@ -70,7 +101,9 @@ mod tests {
 
     #[test]
     fn debug_hides_the_password() {
-        let t = Target::parse("vnc://:hunter2@h:1", None).unwrap();
-        assert!(!format!("{t:?}").contains("hunter2"));
+        for url in ["vnc://:hunter2@h:1", "webmks+https://root:hunter2@h/1"] {
+            let t = Target::parse(url, None).unwrap();
+            assert!(!format!("{t:?}").contains("hunter2"), "{t:?}");
+        }
     }
 }

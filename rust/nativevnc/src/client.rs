@@ -12,8 +12,6 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::config::Config;
@@ -25,29 +23,75 @@ use crate::messages::ClientMessage;
 use crate::pixel::pack_bgr;
 use crate::runtime;
 use crate::session::{Event, Session};
+use crate::tls::Verification;
+use crate::transport::{self, host_port, Reader, Writer};
+use crate::webmks::Webmks;
+
+/// Where the VNC server is.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Plain RFB over TCP.
+    Tcp { host: String, port: u16 },
+    /// RFB over a WebSocket at a `wss://` URL (a webmks ticket URL, which works once).
+    WebSocket { url: String, verification: Verification },
+    /// A vSphere VM's console: a fresh webmks ticket for every connection.
+    Webmks(Box<Webmks>),
+}
+
+impl Target {
+    /// Where it is, for messages: never a password or a ticket.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Tcp { host, port } => host_port(host, *port),
+            Target::WebSocket { url, .. } => match url::Url::parse(url) {
+                Ok(u) => format!("wss://{}/…", host_port(u.host_str().unwrap_or(""), u.port().unwrap_or(443))),
+                Err(_) => "an invalid WebSocket URL".to_string(),
+            },
+            Target::Webmks(w) => {
+                format!("webmks console of {:?} via {}", w.vm, host_port(&w.endpoint.host, w.endpoint.port))
+            }
+        }
+    }
+}
 
 /// Where to connect and how.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
-    pub host: String,
-    pub port: u16,
+    pub target: Target,
     pub credentials: Credentials,
     pub config: Config,
-    /// Time allowed to connect and finish the handshake.
+    /// Time allowed to connect and finish the handshake (after a webmks ticket was acquired).
     pub connect_timeout: Duration,
     /// Time a partly received message or a write may stall before the connection counts as broken.
     pub io_timeout: Duration,
 }
 
 impl ConnectOptions {
+    /// A VNC server on TCP, with the default settings.
     pub fn new(host: impl Into<String>, port: u16) -> Self {
+        Self::with_target(Target::Tcp { host: host.into(), port }, Config::default())
+    }
+
+    /// A VMware webmks console, with the webmks settings ([`Config::webmks`]).
+    pub fn webmks(webmks: Webmks) -> Self {
+        Self::with_target(Target::Webmks(Box::new(webmks)), Config::webmks())
+    }
+
+    pub fn with_target(target: Target, config: Config) -> Self {
         ConnectOptions {
-            host: host.into(),
-            port,
+            target,
             credentials: Credentials::default(),
-            config: Config::default(),
+            config,
             connect_timeout: Duration::from_secs(20),
             io_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// The longest a connect can take: acquiring a ticket (webmks), then connecting and the handshake.
+    pub fn max_connect_time(&self) -> Duration {
+        match &self.target {
+            Target::Webmks(w) => w.max_ticket_time() + self.connect_timeout,
+            _ => self.connect_timeout,
         }
     }
 }
@@ -115,6 +159,9 @@ struct State {
     rects: std::collections::BTreeMap<i32, u64>,
     absolute: bool,
     ext_key_events: bool,
+    vmware_keys: bool,
+    /// The reason code of a VMware SessionClose message, once the server sent one.
+    session_close: Option<u32>,
     input: VecDeque<Input>,
     log: VecDeque<LogLine>,
 }
@@ -143,6 +190,8 @@ impl Shared {
                 rects: Default::default(),
                 absolute: false,
                 ext_key_events: false,
+                vmware_keys: false,
+                session_close: None,
                 input: VecDeque::new(),
                 log: VecDeque::new(),
             }),
@@ -239,8 +288,8 @@ impl Client {
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         let (stop_tx, stop_rx) = oneshot::channel();
         let (finished_tx, finished_rx) = std::sync::mpsc::sync_channel(1);
-        let wait = options.connect_timeout + Duration::from_secs(1);
-        let description = format!("{}:{}", options.host, options.port);
+        let wait = options.max_connect_time() + Duration::from_secs(1);
+        let description = options.target.describe();
         runtime::handle().spawn(connection(self.shared.clone(), generation, options, ready_tx, stop_rx, finished_tx));
         self.stop = Some(stop_tx);
         self.finished = Some(finished_rx);
@@ -296,9 +345,10 @@ impl Client {
         self.shared.lock().rects.iter().map(|(e, n)| (*e, *n)).collect()
     }
 
-    /// Whether keys go out as scancodes (QEMU extended key events).
+    /// Whether keys go out as scancodes (QEMU extended key events or VMware key events).
     pub fn uses_scancodes(&self) -> bool {
-        self.shared.lock().ext_key_events
+        let st = self.shared.lock();
+        st.ext_key_events || st.vmware_keys
     }
 
     /// Updates and messages since the previous poll; the connection's error if it broke.
@@ -488,9 +538,6 @@ fn check_size(fb: &Framebuffer, width: u16, height: u16) -> Result<()> {
     Ok(())
 }
 
-type ReadHalf = tokio::net::tcp::OwnedReadHalf;
-type WriteHalf = tokio::net::tcp::OwnedWriteHalf;
-
 /// The connection task: connect, handshake, then read, decode and publish until stopped or broken.
 /// `finished` is dropped last, after the socket: [`Client::disconnect`] waits for that.
 async fn connection(
@@ -502,20 +549,10 @@ async fn connection(
     finished: std::sync::mpsc::SyncSender<()>,
 ) {
     let _finished = finished;
-    let opened = tokio::time::timeout(options.connect_timeout, open(&options)).await;
-    let (reader, writer, session) = match opened {
-        Ok(Ok(parts)) => parts,
-        Ok(Err(e)) => {
+    let (reader, writer, session) = match open(&shared, generation, &options).await {
+        Ok(parts) => parts,
+        Err(e) => {
             let _ = ready.send(Err(e));
-            return;
-        }
-        Err(_) => {
-            let _ = ready.send(Err(Error::timeout(format!(
-                "connecting to {}:{} did not finish within {} s",
-                options.host,
-                options.port,
-                options.connect_timeout.as_secs_f64()
-            ))));
             return;
         }
     };
@@ -535,6 +572,8 @@ async fn connection(
         st.rects.clear();
         st.absolute = false;
         st.ext_key_events = false;
+        st.vmware_keys = false;
+        st.session_close = None;
     }
     if ready.send(Ok(init)).is_err() {
         return;
@@ -544,38 +583,77 @@ async fn connection(
     if st.generation == generation {
         st.connected = false;
         if let Err(e) = result {
-            st.error = Some(e);
+            st.error = Some(match st.session_close {
+                Some(reason) => e.context(format!("the server ended the session (VMware reason {reason})")),
+                None => e,
+            });
         }
     }
     drop(st);
     shared.changed.notify_all();
 }
 
-/// Connects and runs the handshake.
-async fn open(options: &ConnectOptions) -> Result<(ReadHalf, WriteHalf, Session)> {
-    let target = format!("{}:{}", options.host, options.port);
-    let stream = TcpStream::connect((options.host.as_str(), options.port))
-        .await
-        .map_err(|e| Error::connect(format!("connecting to {target}: {e}")))?;
-    stream.set_nodelay(true).map_err(|e| Error::connect(format!("{target}: {e}")))?;
-    let (mut reader, mut writer) = stream.into_split();
-    let mut session = Session::new(options.config.clone(), options.credentials.clone());
-    while !session.is_open() {
-        read(&mut reader, &mut session).await.map_err(|e| e.context(format!("VNC handshake with {target}")))?;
-        let out = session.take_output();
-        writer.write_all(&out).await.map_err(|e| Error::protocol(format!("VNC handshake with {target}: {e}")))?;
+/// Logs a line for the caller, unless the connection was replaced meanwhile.
+fn log(shared: &Shared, generation: u64, warning: bool, message: String) {
+    let mut st = shared.lock();
+    if st.generation == generation {
+        st.log(warning, message);
     }
-    Ok((reader, writer, session))
+}
+
+/// Acquires a webmks ticket if the target needs one, then connects and runs the handshake within the
+/// connect timeout.
+async fn open(shared: &Shared, generation: u64, options: &ConnectOptions) -> Result<(Reader, Writer, Session)> {
+    let description = options.target.describe();
+    let mut api = None;
+    let websocket = match &options.target {
+        Target::Tcp { .. } => None,
+        Target::WebSocket { url, verification } => Some((url.clone(), verification.clone())),
+        Target::Webmks(webmks) => {
+            let (ticket, session) = webmks.ticket(&mut |m| log(shared, generation, true, m)).await?;
+            api = Some((webmks, session));
+            Some((ticket.wss_url(&webmks.endpoint.host), webmks.websocket_verification(&ticket)))
+        }
+    };
+    if let Some((_, Verification::Insecure)) = &websocket {
+        log(shared, generation, true, format!("{description}: TLS certificates are not verified (insecure mode)"));
+    }
+    let timeout = options.connect_timeout;
+    let connect = async {
+        let (mut reader, mut writer) = match (&options.target, &websocket) {
+            (Target::Tcp { host, port }, _) => transport::tcp(host, *port).await?,
+            (_, Some((url, verification))) => {
+                transport::websocket(url, verification, options.config.limits.max_websocket_message).await?
+            }
+            (_, None) => unreachable!("every target but TCP has a WebSocket URL"),
+        };
+        let mut session = Session::new(options.config.clone(), options.credentials.clone());
+        while !session.is_open() {
+            read(&mut reader, &mut session)
+                .await
+                .map_err(|e| e.context(format!("VNC handshake with {description}")))?;
+            let out = session.take_output();
+            writer.write_all(out).await.map_err(|e| e.context(format!("VNC handshake with {description}")))?;
+        }
+        Ok((reader, writer, session))
+    };
+    let result = match tokio::time::timeout(timeout, connect).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::timeout(format!(
+            "connecting to {description} did not finish within {} s",
+            timeout.as_secs_f64()
+        ))),
+    };
+    // The ticket is used (or failed): the API session is not needed any more.
+    if let Some((webmks, session)) = api {
+        webmks.logout(session).await;
+    }
+    result
 }
 
 /// Reads once into the session and processes what arrived.
-async fn read(reader: &mut ReadHalf, session: &mut Session) -> Result<()> {
-    let buf = session.input();
-    buf.reserve(256 * 1024);
-    let n = reader.read_buf(buf).await.map_err(|e| Error::protocol(format!("reading from the server: {e}")))?;
-    if n == 0 {
-        return Err(Error::protocol("the server closed the connection"));
-    }
+async fn read(reader: &mut Reader, session: &mut Session) -> Result<()> {
+    reader.read_into(session.input()).await?;
     session.process().map_err(Error::from)
 }
 
@@ -583,8 +661,8 @@ async fn run(
     shared: &Shared,
     generation: u64,
     mut session: Session,
-    mut reader: ReadHalf,
-    mut writer: WriteHalf,
+    mut reader: Reader,
+    mut writer: Writer,
     mut stop: oneshot::Receiver<()>,
     io_timeout: Duration,
 ) -> Result<()> {
@@ -598,14 +676,16 @@ async fn run(
                     continue;
                 }
             };
-            match tokio::time::timeout(io_timeout, writer.write_all(&bytes)).await {
+            match tokio::time::timeout(io_timeout, writer.write_all(bytes)).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => return Error::protocol(format!("writing to the server: {e}")),
+                Ok(Err(e)) => return e,
                 Err(_) => {
                     return Error::timeout(format!("the server did not accept data for {} s", io_timeout.as_secs()))
                 }
             }
         }
+        // Asked to stop: say goodbye (a WebSocket close frame), briefly.
+        let _ = tokio::time::timeout(Duration::from_secs(1), writer.close()).await;
         Error::protocol("the connection was closed")
     });
     publish(shared, generation, &mut session);
@@ -638,10 +718,14 @@ async fn run(
             }
         }
     };
-    // The writer owns half of the socket: the socket is closed once the writer task is gone.
+    // The writer owns half of the socket: the socket is closed once the writer task is gone. On a stop it
+    // gets a moment to close the connection politely.
     if !writer_done {
-        write_task.abort();
-        let _ = write_task.await;
+        drop(out_tx);
+        if result.is_err() || tokio::time::timeout(Duration::from_secs(1), &mut write_task).await.is_err() {
+            write_task.abort();
+            let _ = write_task.await;
+        }
     }
     result
 }
@@ -716,6 +800,28 @@ fn publish(shared: &Shared, generation: u64, session: &mut Session) {
             Event::ExtKeyEvents => {
                 st.ext_key_events = true;
                 st.log(false, "the server accepts scancodes (QEMU extended key events); typing uses them".into());
+            }
+            Event::VmwareCaps(caps) => {
+                st.vmware_keys = session.uses_vmware_keys();
+                let keys = if st.vmware_keys { "; typing uses VMware key events (scancodes)" } else { "" };
+                st.log(false, format!("VMware server capabilities {caps:#x}{keys}"));
+            }
+            Event::CursorState { absolute, .. } => {
+                if st.absolute != absolute {
+                    st.absolute = absolute;
+                    st.log(false, format!("pointer type {}", if absolute { "absolute" } else { "relative" }));
+                }
+            }
+            Event::KeyRepeat { enabled, period_us, delay_us } => st.log(
+                false,
+                format!(
+                    "server key repeat {}: delay {delay_us} us, period {period_us} us",
+                    if enabled { "on" } else { "off" }
+                ),
+            ),
+            Event::SessionClose(reason) => {
+                st.log(true, format!("the server announced the end of the session (reason {reason})"));
+                st.session_close = Some(reason);
             }
             Event::Connected | Event::Bell | Event::CutText(_) | Event::Cursor(_) => {}
         }

@@ -18,6 +18,9 @@ pub struct Limits {
     pub max_cut_text: usize,
     /// Largest desktop name accepted in ServerInit.
     pub max_name_len: usize,
+    /// Largest WebSocket message accepted. VMware sends a whole framebuffer update as one message (a Raw
+    /// update of the largest framebuffer is 256 MiB); os-autoinst allows 1 GiB.
+    pub max_websocket_message: usize,
 }
 
 impl Default for Limits {
@@ -27,6 +30,7 @@ impl Default for Limits {
             max_buffered_bytes: 256 << 20,
             max_cut_text: 1 << 20,
             max_name_len: 64 << 10,
+            max_websocket_message: 512 << 20,
         }
     }
 }
@@ -80,6 +84,32 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The settings for a VMware webmks console: the server's own pixel format (VMware ignores
+    /// SetPixelFormat) and [`Self::webmks_encodings`].
+    pub fn webmks() -> Self {
+        Config { encodings: Self::webmks_encodings(), pixel_format: None, ..Config::default() }
+    }
+
+    /// What VMware's own console client asks for, lossless only: TightPNG (whose fill and PNG rectangles
+    /// are exact; no JPEG quality level is sent), CopyRect and Raw, DesktopSize, and the VMware
+    /// pseudo-encodings (cursor, cursor state and position, key repeat, LED state, server capabilities,
+    /// frame stamp).
+    pub fn webmks_encodings() -> Vec<i32> {
+        vec![
+            enc::TIGHT_PNG,
+            enc::COPY_RECT,
+            enc::RAW,
+            enc::DESKTOP_SIZE,
+            enc::VMW_DEFINE_CURSOR,
+            enc::VMW_CURSOR_STATE,
+            enc::VMW_CURSOR_POSITION,
+            enc::VMW_TYPEMATIC_INFO,
+            enc::VMW_LED_STATE,
+            enc::VMW_SERVER_CAPS,
+            enc::VMW_FRAME_STAMP,
+        ]
+    }
+
     /// The default preference list: os-autoinst's (ZRLE, Raw, DesktopSize, LastRect, pointer type, LED
     /// state) plus the lossless encodings this client adds and the QEMU extended key event.
     pub fn default_encodings() -> Vec<i32> {

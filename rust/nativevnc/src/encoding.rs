@@ -23,6 +23,18 @@ pub const QEMU_EXT_KEY_EVENT: i32 = -258;
 pub const QEMU_LED_STATE: i32 = -261;
 pub const EXTENDED_DESKTOP_SIZE: i32 = -308;
 
+/// VMware's pseudo-encodings are `0x574d5600` ("WMV\0") plus a number.
+pub const VMWARE_BASE: i32 = 0x574d_5600;
+pub const VMW_DEFINE_CURSOR: i32 = VMWARE_BASE + 100;
+pub const VMW_CURSOR_STATE: i32 = VMWARE_BASE + 101;
+pub const VMW_CURSOR_POSITION: i32 = VMWARE_BASE + 102;
+pub const VMW_TYPEMATIC_INFO: i32 = VMWARE_BASE + 103;
+pub const VMW_LED_STATE: i32 = VMWARE_BASE + 104;
+pub const VMW_DISPLAY_MODE_CHANGE: i32 = VMWARE_BASE + 105;
+pub const VMW_VIRTUAL_MACHINE_STATE: i32 = VMWARE_BASE + 106;
+pub const VMW_SERVER_CAPS: i32 = VMWARE_BASE + 122;
+pub const VMW_FRAME_STAMP: i32 = VMWARE_BASE + 124;
+
 /// A human-readable name for logs and errors.
 pub fn name(encoding: i32) -> &'static str {
     match encoding {
@@ -42,6 +54,15 @@ pub fn name(encoding: i32) -> &'static str {
         QEMU_EXT_KEY_EVENT => "QEMU extended key event",
         QEMU_LED_STATE => "QEMU LED state",
         EXTENDED_DESKTOP_SIZE => "ExtendedDesktopSize",
+        VMW_DEFINE_CURSOR => "VMware cursor",
+        VMW_CURSOR_STATE => "VMware cursor state",
+        VMW_CURSOR_POSITION => "VMware cursor position",
+        VMW_TYPEMATIC_INFO => "VMware key repeat",
+        VMW_LED_STATE => "VMware LED state",
+        VMW_DISPLAY_MODE_CHANGE => "VMware display mode change",
+        VMW_VIRTUAL_MACHINE_STATE => "VMware VM state",
+        VMW_SERVER_CAPS => "VMware server caps",
+        VMW_FRAME_STAMP => "VMware frame stamp",
         e if (JPEG_QUALITY_0..=JPEG_QUALITY_0 + 9).contains(&e) => "JPEG quality level",
         e if (COMPRESS_LEVEL_0..=COMPRESS_LEVEL_0 + 9).contains(&e) => "compression level",
         _ => "unknown",
@@ -78,6 +99,13 @@ pub fn parse(s: &str) -> Option<i32> {
         "extkeyevent" => QEMU_EXT_KEY_EVENT,
         "ledstate" => QEMU_LED_STATE,
         "extendeddesktopsize" => EXTENDED_DESKTOP_SIZE,
+        "vmwcursor" => VMW_DEFINE_CURSOR,
+        "vmwcursorstate" => VMW_CURSOR_STATE,
+        "vmwcursorposition" => VMW_CURSOR_POSITION,
+        "vmwkeyrepeat" => VMW_TYPEMATIC_INFO,
+        "vmwledstate" => VMW_LED_STATE,
+        "vmwservercaps" => VMW_SERVER_CAPS,
+        "vmwframestamp" => VMW_FRAME_STAMP,
         _ => return None,
     })
 }
@@ -96,5 +124,10 @@ mod tests {
         assert_eq!(parse("-258"), Some(QEMU_EXT_KEY_EVENT));
         assert_eq!(parse("jpeg10"), None);
         assert_eq!(parse("h264"), None);
+        assert_eq!(VMW_DEFINE_CURSOR, 0x574d5664);
+        assert_eq!(VMW_SERVER_CAPS, 1464686202);
+        for e in [VMW_CURSOR_STATE, VMW_CURSOR_POSITION, VMW_TYPEMATIC_INFO, VMW_LED_STATE, VMW_FRAME_STAMP] {
+            assert_eq!(parse(&name(e).replace(' ', "").replace("VMware", "vmw")), Some(e), "{}", name(e));
+        }
     }
 }

@@ -13,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::client::{Client, ConnectOptions, PixelSink};
+use crate::client::{Client, ConnectOptions, PixelSink, Target};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::framebuffer::Rect;
@@ -21,6 +21,7 @@ use crate::handshake::{Credentials, Version};
 use crate::image::Image;
 use crate::keys;
 use crate::pixel::PixelFormat;
+use crate::webmks::{self, Webmks};
 
 /// An error for C: a kind (see [`ErrorKind`]) and a NUL-terminated message.
 #[repr(C)]
@@ -118,6 +119,22 @@ pub struct NvConnectOptions {
     pub shared: u8,
     /// Non-zero: type with scancodes (QEMU extended key events) where the server supports them.
     pub scancode_keys: u8,
+    /// NULL for the VNC server at `host:port`; otherwise a vSphere VM's webmks console, os-autoinst's
+    /// `https://user:password@host[:port]/vm` (then `host`, `port`, `password` and `depth` are unused).
+    pub webmks_url: *const c_char,
+    /// The VM when the URL names none (os-autoinst's `VIRSH_VM_ID`); NULL for none.
+    pub webmks_vm: *const c_char,
+    /// Replaces the URL's password; NULL to keep it.
+    pub webmks_password: *const c_char,
+    /// Failed ticket requests retried before giving up.
+    pub ticket_retries: u32,
+    pub ticket_delay_ms: u32,
+    /// Non-zero: do not verify TLS certificates.
+    pub insecure: u8,
+    /// NULL, or a PEM file of CA certificates trusted besides the system's.
+    pub ca_file: *const c_char,
+    /// NULL, or the vSphere API certificate's SHA-1 or SHA-256 thumbprint, pinned.
+    pub thumbprint: *const c_char,
 }
 
 /// What [`nv_client_connect`] and [`nv_client_status`] report.
@@ -158,16 +175,40 @@ unsafe fn client<'a>(c: *mut NvClient) -> Result<&'a mut Client> {
     c.as_mut().map(|c| &mut c.0).ok_or_else(|| Error::usage("no client"))
 }
 
+/// The webmks console the options name, if they name one.
+fn webmks_from(o: &NvConnectOptions) -> Result<Option<Webmks>> {
+    // SAFETY: the strings are NULL or valid for the call (the ABI contract).
+    let Some(url) = (unsafe { arg_str(o.webmks_url, "webmks URL")? }) else {
+        return Ok(None);
+    };
+    let (vm, password) = unsafe { (arg_str(o.webmks_vm, "VM id")?, arg_str(o.webmks_password, "password")?) };
+    let (ca_file, thumbprint) = unsafe { (arg_str(o.ca_file, "CA file")?, arg_str(o.thumbprint, "thumbprint")?) };
+    let tls = webmks::api_verification(o.insecure != 0, ca_file, thumbprint)?;
+    let mut webmks = Webmks::from_url(url, vm, password, tls)?;
+    webmks.retries = o.ticket_retries;
+    webmks.retry_delay = Duration::from_millis(o.ticket_delay_ms.into());
+    Ok(Some(webmks))
+}
+
 fn options_from(o: &NvConnectOptions) -> Result<ConnectOptions> {
-    // SAFETY: the strings and the encodings array are valid for the call (the ABI contract).
-    let host = unsafe { arg_str(o.host, "host")? }.ok_or_else(|| Error::usage("no host given"))?;
-    let password = unsafe { arg_str(o.password, "password")? }.map(str::to_string);
-    let mut config = Config::default();
+    let mut options = match webmks_from(o)? {
+        Some(webmks) => ConnectOptions::webmks(webmks),
+        None => {
+            // SAFETY: the strings are NULL or valid for the call (the ABI contract).
+            let host = unsafe { arg_str(o.host, "host")? }.ok_or_else(|| Error::usage("no host given"))?;
+            let password = unsafe { arg_str(o.password, "password")? }.map(str::to_string);
+            let mut options = ConnectOptions::new(host, o.port);
+            options.credentials = Credentials::new(password);
+            options
+        }
+    };
+    let webmks = matches!(options.target, Target::Webmks(_));
+    let mut config = options.config.clone();
     if !o.encodings.is_null() {
         // SAFETY: `encodings` points to `n_encodings` values.
         config.encodings = unsafe { std::slice::from_raw_parts(o.encodings, o.n_encodings) }.to_vec();
     }
-    config.pixel_format = if o.keep_server_format != 0 {
+    config.pixel_format = if o.keep_server_format != 0 || webmks {
         None
     } else if o.depth == 0 {
         Some(PixelFormat::BGRX)
@@ -176,8 +217,6 @@ fn options_from(o: &NvConnectOptions) -> Result<ConnectOptions> {
     };
     config.shared = o.shared != 0;
     config.scancode_keys = o.scancode_keys != 0;
-    let mut options = ConnectOptions::new(host, o.port);
-    options.credentials = Credentials::new(password);
     options.config = config;
     options.connect_timeout = Duration::from_millis(o.connect_timeout_ms.max(1).into());
     options.io_timeout = Duration::from_millis(o.io_timeout_ms.max(1).into());
@@ -683,6 +722,14 @@ mod tests {
             keep_server_format: 0,
             shared: 1,
             scancode_keys: 1,
+            webmks_url: std::ptr::null(),
+            webmks_vm: std::ptr::null(),
+            webmks_password: std::ptr::null(),
+            ticket_retries: 0,
+            ticket_delay_ms: 0,
+            insecure: 0,
+            ca_file: std::ptr::null(),
+            thumbprint: std::ptr::null(),
         };
         let mut err: *mut NvError = std::ptr::null_mut();
         // SAFETY: a live client, valid options; the error and the client are freed once.

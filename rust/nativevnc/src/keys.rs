@@ -194,6 +194,11 @@ impl Scancode {
     pub fn qnum(self) -> u32 {
         u32::from(self.code) | if self.extended { 0x80 } else { 0 }
     }
+
+    /// VMware's "vscan" used in VMWKeyEvent: the code, plus 0x100 for extended keys.
+    pub fn vscan(self) -> u16 {
+        u16::from(self.code) | if self.extended { 0x100 } else { 0 }
+    }
 }
 
 /// The set 1 code of the key that types a printable ASCII character on a US keyboard, shifted or not.

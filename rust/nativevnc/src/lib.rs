@@ -6,6 +6,9 @@
 //! * `decode`: one module per encoding, pure functions over bytes and a [`framebuffer::Framebuffer`].
 //! * [`session`]: the sans-I/O protocol state machine (handshake, server messages), fed with bytes,
 //!   drained of bytes and events; it never touches a socket or a clock.
+//! * [`transport`]: the bytes under the session, TCP or a WebSocket over TLS ([`tls`]: certificate
+//!   verification, CA files, pinned thumbprints).
+//! * [`vsphere`] and [`webmks`]: a one-shot webmks ticket from the vSphere SOAP API for a VMware console.
 //! * [`client`] and [`runtime`]: the I/O edge. A per-process tokio runtime runs one task per connection
 //!   that reads, decodes and publishes complete framebuffer updates; the blocking [`client::Client`]
 //!   facade is what the C ABI and the command-line program use.
@@ -26,5 +29,9 @@ pub mod messages;
 pub mod pixel;
 pub mod runtime;
 pub mod session;
+pub mod tls;
+pub mod transport;
+pub mod vsphere;
+pub mod webmks;
 
 pub use decode::cursor::CursorShape;

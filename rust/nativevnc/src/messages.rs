@@ -15,6 +15,11 @@ pub mod client_type {
     pub const CLIENT_CUT_TEXT: u8 = 6;
     pub const QEMU: u8 = 255;
     pub const QEMU_EXT_KEY_EVENT: u8 = 0;
+    /// VMware's client messages: `u8 127, u8 subtype, u16 length` (the length counts the 4-byte header).
+    pub const VMWARE: u8 = 127;
+    pub const VMW_KEY_EVENT: u8 = 0;
+    pub const VMW_POINTER_EVENT2: u8 = 2;
+    pub const VMW_CLIENT_CAPS: u8 = 3;
 }
 
 pub mod server_type {
@@ -22,6 +27,29 @@ pub mod server_type {
     pub const SET_COLOUR_MAP_ENTRIES: u8 = 1;
     pub const BELL: u8 = 2;
     pub const SERVER_CUT_TEXT: u8 = 3;
+    /// VMware's server messages: `u8 127, u8 id, u16 length` (the length counts the 4-byte header).
+    pub const VMWARE: u8 = 127;
+    pub const VMW_SERVER_CAPS: u8 = 0;
+    pub const VMW_AUDIO: u8 = 3;
+    pub const VMW_HEARTBEAT: u8 = 4;
+    pub const VMW_SET_RECONNECT_TOKEN: u8 = 6;
+    pub const VMW_SESSION_CLOSE: u8 = 7;
+}
+
+/// Bits of VMware's server capabilities (server message 127/0).
+pub mod vmw_server_caps {
+    /// The server takes VMWKeyEvent scancodes.
+    pub const KEY_EVENT: u32 = 0x2;
+    /// The server takes the ClientCaps message.
+    pub const CLIENT_CAPS: u32 = 0x8;
+    /// The server announces why it ends a session (SessionClose).
+    pub const SESSION_CLOSE: u32 = 0x20000;
+}
+
+/// Bits of VMware's client capabilities (client message 127/3).
+pub mod vmw_client_caps {
+    pub const HEARTBEAT: u32 = 0x100;
+    pub const SESSION_CLOSE: u32 = 0x8000;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +77,24 @@ pub enum ClientMessage {
         keysym: u32,
         keycode: u32,
     },
+    /// VMware key event: the key's US scancode ("vscan": the set 1 make code, plus 0x100 for keys with the
+    /// 0xE0 prefix).
+    VmwKeyEvent {
+        down: bool,
+        scancode: u16,
+    },
+    /// VMware pointer event with wheel movement: absolute position, button mask, wheel steps (positive
+    /// `wheel_y` scrolls down).
+    VmwPointerEvent2 {
+        absolute: bool,
+        x: i32,
+        y: i32,
+        buttons: i32,
+        wheel_y: i8,
+        wheel_x: i8,
+    },
+    /// VMware client capabilities ([`vmw_client_caps`]).
+    VmwClientCaps(u32),
 }
 
 impl ClientMessage {
@@ -101,6 +147,26 @@ impl ClientMessage {
                 out.put_u32(*keysym);
                 out.put_u32(*keycode);
             }
+            ClientMessage::VmwKeyEvent { down, scancode } => {
+                out.extend_from_slice(&[VMWARE, VMW_KEY_EVENT]);
+                out.put_u16(8);
+                out.put_u16(*scancode);
+                out.extend_from_slice(&[*down as u8, 0]);
+            }
+            ClientMessage::VmwPointerEvent2 { absolute, x, y, buttons, wheel_y, wheel_x } => {
+                out.extend_from_slice(&[VMWARE, VMW_POINTER_EVENT2]);
+                out.put_u16(19);
+                out.put_u8(*absolute as u8);
+                out.put_i32(*x);
+                out.put_i32(*y);
+                out.put_i32(*buttons);
+                out.extend_from_slice(&[*wheel_y as u8, *wheel_x as u8]);
+            }
+            ClientMessage::VmwClientCaps(caps) => {
+                out.extend_from_slice(&[VMWARE, VMW_CLIENT_CAPS]);
+                out.put_u16(8);
+                out.put_u32(*caps);
+            }
         }
     }
 
@@ -147,6 +213,36 @@ impl ClientMessage {
                 }
                 sub => return Err(bad(format!("unknown QEMU client message subtype {sub}"))),
             },
+            VMWARE => {
+                let sub = r.u8()?;
+                let len = r.u16()?;
+                let expected = match sub {
+                    VMW_KEY_EVENT => 8,
+                    VMW_POINTER_EVENT2 => 19,
+                    VMW_CLIENT_CAPS => 8,
+                    _ => return Err(bad(format!("unknown VMware client message subtype {sub}"))),
+                };
+                if len != expected {
+                    return Err(bad(format!("VMware client message {sub} of length {len}, expected {expected}")));
+                }
+                match sub {
+                    VMW_KEY_EVENT => {
+                        let scancode = r.u16()?;
+                        let down = r.u8()? != 0;
+                        r.skip(1)?;
+                        ClientMessage::VmwKeyEvent { down, scancode }
+                    }
+                    VMW_POINTER_EVENT2 => ClientMessage::VmwPointerEvent2 {
+                        absolute: r.u8()? != 0,
+                        x: r.i32()?,
+                        y: r.i32()?,
+                        buttons: r.i32()?,
+                        wheel_y: r.u8()? as i8,
+                        wheel_x: r.u8()? as i8,
+                    },
+                    _ => ClientMessage::VmwClientCaps(r.u32()?),
+                }
+            }
             t => return Err(bad(format!("unknown client message type {t}"))),
         })
     }
@@ -207,6 +303,21 @@ mod tests {
             &[255, 0, 0, 1, 0, 0, 0xff, 0xe3, 0, 0, 0, 0x1d],
         );
         round_trip(ClientMessage::CutText(b"hi".to_vec()), &[6, 0, 0, 0, 0, 0, 0, 2, b'h', b'i']);
+    }
+
+    #[test]
+    fn vmware_messages() {
+        // wmks.js: VMWKeyEvent 127/0 length 8 with the vscan code, 'z' is 0x2c.
+        round_trip(ClientMessage::VmwKeyEvent { down: true, scancode: 0x2c }, &[127, 0, 0, 8, 0, 0x2c, 1, 0]);
+        round_trip(ClientMessage::VmwKeyEvent { down: false, scancode: 0x14b }, &[127, 0, 0, 8, 1, 0x4b, 0, 0]);
+        round_trip(
+            ClientMessage::VmwPointerEvent2 { absolute: true, x: 10, y: 0x201, buttons: 0, wheel_y: -1, wheel_x: 0 },
+            &[127, 2, 0, 19, 1, 0, 0, 0, 10, 0, 0, 2, 1, 0, 0, 0, 0, 0xff, 0],
+        );
+        round_trip(ClientMessage::VmwClientCaps(0x8100), &[127, 3, 0, 8, 0, 0, 0x81, 0]);
+        let wrong_length = [127, 0, 0, 9, 0, 0x2c, 1, 0, 0];
+        assert!(matches!(ClientMessage::read(&mut Reader::new(&wrong_length), 10), Err(ReadError::Invalid(_))));
+        assert!(matches!(ClientMessage::read(&mut Reader::new(&[127, 9, 0, 4]), 10), Err(ReadError::Invalid(_))));
     }
 
     #[test]

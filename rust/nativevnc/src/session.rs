@@ -48,6 +48,22 @@ pub enum Event {
     Cursor(CursorShape),
     /// The server accepts QEMU extended key events; keys are now sent with scancodes.
     ExtKeyEvents,
+    /// VMware server capabilities ([`crate::messages::vmw_server_caps`]); with the key-event bit keys are
+    /// sent as VMWKeyEvent scancodes from now on.
+    VmwareCaps(u32),
+    /// VMware cursor state: whether the cursor is shown, and whether the guest uses an absolute pointer.
+    CursorState {
+        visible: bool,
+        absolute: bool,
+    },
+    /// VMware key repeat settings (times in microseconds): how the client should repeat held keys.
+    KeyRepeat {
+        enabled: bool,
+        period_us: u32,
+        delay_us: u32,
+    },
+    /// VMware session close: the server announces that it ends the session, with its reason code.
+    SessionClose(u32),
 }
 
 /// Where the session is in the stream of server messages.
@@ -78,6 +94,10 @@ struct Open {
     damage: Damage,
     incoming: Incoming,
     ext_key_events: bool,
+    /// Keys go out as VMWKeyEvent scancodes (the server announced the VMware key-event capability).
+    vmware_keys: bool,
+    /// The capabilities of a VMware server, once it announced them.
+    vmware_caps: Option<u32>,
     /// Whether the update being received has had a pixel rectangle.
     update_has_pixels: bool,
 }
@@ -157,7 +177,8 @@ impl Session {
                 },
                 Phase::Open(open) => {
                     let mut step = r.clone();
-                    let result = open.step(&mut step, &self.config, &mut self.events, &mut self.counters);
+                    let result =
+                        open.step(&mut step, &self.config, &mut self.events, &mut self.counters, &mut self.output);
                     if result.is_ok() {
                         *r = step;
                     }
@@ -191,6 +212,8 @@ impl Session {
             damage,
             incoming: Incoming::Idle,
             ext_key_events: false,
+            vmware_keys: false,
+            vmware_caps: None,
             update_has_pixels: false,
         }));
         self.events.push_back(Event::Connected);
@@ -228,6 +251,11 @@ impl Session {
     /// Whether keys go out as QEMU extended key events.
     pub fn uses_ext_key_events(&self) -> bool {
         self.open_ref().is_some_and(|o| o.ext_key_events)
+    }
+
+    /// Whether keys go out as VMware key events (VMWKeyEvent scancodes).
+    pub fn uses_vmware_keys(&self) -> bool {
+        self.open_ref().is_some_and(|o| o.vmware_keys)
     }
 
     /// Whether a server message is partly received (a timeout then means the stream stalled mid-message).
@@ -277,14 +305,38 @@ impl Session {
         true
     }
 
-    /// A key press or release: a QEMU extended key event with the key's US scancode when the server
-    /// accepts those and the key has one, otherwise a plain KeyEvent.
+    /// A key press or release: with the key's US scancode when the server takes scancodes (a VMware key
+    /// event, or a QEMU extended key event) and the key has one, otherwise a plain KeyEvent.
     pub fn key(&mut self, keysym: u32, down: bool) -> bool {
-        let scancode = if self.uses_ext_key_events() { crate::keys::scancode(keysym) } else { None };
+        let vmware = self.uses_vmware_keys();
+        let scancode = if vmware || self.uses_ext_key_events() { crate::keys::scancode(keysym) } else { None };
         match scancode {
+            Some(sc) if vmware => self.send(&ClientMessage::VmwKeyEvent { down, scancode: sc.vscan() }),
             Some(sc) => self.send(&ClientMessage::QemuExtKeyEvent { down, keysym, keycode: sc.qnum() }),
             None => self.send(&ClientMessage::KeyEvent { down, keysym }),
         }
+    }
+
+    /// Scrolls the wheel by `steps` (negative: up) with the pointer at `x`, `y` and `buttons` held: one
+    /// VMWPointerEvent2 on a VMware server, otherwise a press and release of button 4 (up) or 5 (down)
+    /// per step.
+    pub fn wheel(&mut self, steps: i8, buttons: u8, x: u16, y: u16) -> bool {
+        if self.open_ref().is_some_and(|o| o.vmware_caps.is_some()) {
+            return self.send(&ClientMessage::VmwPointerEvent2 {
+                absolute: true,
+                x: x.into(),
+                y: y.into(),
+                buttons: buttons.into(),
+                wheel_y: steps,
+                wheel_x: 0,
+            });
+        }
+        let button = if steps < 0 { 0x08 } else { 0x10 };
+        for _ in 0..steps.unsigned_abs() {
+            self.send(&ClientMessage::PointerEvent { buttons: buttons | button, x, y });
+            self.send(&ClientMessage::PointerEvent { buttons, x, y });
+        }
+        self.is_open()
     }
 
     /// A FramebufferUpdateRequest for the whole framebuffer.
@@ -306,10 +358,11 @@ impl Open {
         config: &Config,
         events: &mut VecDeque<Event>,
         counters: &mut Counters,
+        output: &mut Vec<u8>,
     ) -> Parse<()> {
         match &mut self.incoming {
             Incoming::Idle => {
-                self.message_header(r, &config.limits, events)?;
+                self.message_header(r, config, events, output)?;
                 counters.messages += 1;
                 Ok(())
             }
@@ -343,7 +396,14 @@ impl Open {
         }
     }
 
-    fn message_header(&mut self, r: &mut Reader, limits: &Limits, events: &mut VecDeque<Event>) -> Parse<()> {
+    fn message_header(
+        &mut self,
+        r: &mut Reader,
+        config: &Config,
+        events: &mut VecDeque<Event>,
+        output: &mut Vec<u8>,
+    ) -> Parse<()> {
+        let limits = &config.limits;
         match r.u8()? {
             server_type::FRAMEBUFFER_UPDATE => {
                 r.skip(1)?;
@@ -372,7 +432,53 @@ impl Open {
                     events.push_back(Event::CutText(r.take(len as usize)?.to_vec()));
                 }
             }
+            server_type::VMWARE => self.vmware_message(r, config, events, output)?,
             other => return Err(ProtocolError::UnknownMessage(other).into()),
+        }
+        Ok(())
+    }
+
+    /// A VMware server message (type 127): `u8 id, u16 length` (counting the 4-byte header), then the
+    /// body. Messages this client does not know are skipped by their length.
+    fn vmware_message(
+        &mut self,
+        r: &mut Reader,
+        config: &Config,
+        events: &mut VecDeque<Event>,
+        output: &mut Vec<u8>,
+    ) -> Parse<()> {
+        use crate::messages::{vmw_client_caps, vmw_server_caps};
+        let id = r.u8()?;
+        let len = r.u16()?;
+        let Some(body_len) = usize::from(len).checked_sub(4) else {
+            return Err(ProtocolError::malformed("VMware server message", format!("{id} of length {len}")).into());
+        };
+        let body = r.take(body_len)?;
+        let mut body = Reader::new(body);
+        let short = || ReadError::Invalid(ProtocolError::malformed("VMware server message", format!("{id} too short")));
+        match id {
+            server_type::VMW_SERVER_CAPS => {
+                let caps = body.u32().map_err(|_| short())?;
+                self.vmware_caps = Some(caps);
+                if caps & vmw_server_caps::KEY_EVENT != 0 && config.scancode_keys {
+                    self.vmware_keys = true;
+                }
+                if caps & vmw_server_caps::CLIENT_CAPS != 0 {
+                    ClientMessage::VmwClientCaps(vmw_client_caps::SESSION_CLOSE).encode(output);
+                }
+                events.push_back(Event::VmwareCaps(caps));
+            }
+            server_type::VMW_SESSION_CLOSE => events.push_back(Event::SessionClose(body.u32().map_err(|_| short())?)),
+            server_type::VMW_AUDIO => {
+                // The header's length covers the audio header; the samples follow, `length` bytes.
+                let samples = body.u32().map_err(|_| short())?;
+                if samples > 0 {
+                    self.incoming = Incoming::Skip { left: u64::from(samples) };
+                }
+            }
+            // Heartbeats only show that the server is alive; a reconnect token is not used by this client
+            // (and is a credential: it is not kept).
+            _ => {}
         }
         Ok(())
     }
@@ -422,6 +528,27 @@ impl Open {
                 }
             }
             enc::QEMU_LED_STATE => events.push_back(Event::LedState(r.u8()?)),
+            enc::VMW_DEFINE_CURSOR => {
+                let Some((shape, used)) = cursor::read_vmware(&area, r.rest(), &self.pixels, limits)? else {
+                    return Err(ReadError::Incomplete);
+                };
+                r.skip(used)?;
+                events.push_back(Event::Cursor(shape));
+            }
+            enc::VMW_CURSOR_STATE => {
+                let flags = r.u16()?;
+                events.push_back(Event::CursorState { visible: flags & 1 != 0, absolute: flags & 2 != 0 });
+            }
+            // Where the guest moved its cursor (the rectangle's position, no payload), and the server's frame
+            // counter: nothing for this client to act on.
+            enc::VMW_CURSOR_POSITION => {}
+            enc::VMW_FRAME_STAMP => r.skip(8)?,
+            enc::VMW_TYPEMATIC_INFO => {
+                let enabled = r.u16()? != 0;
+                events.push_back(Event::KeyRepeat { enabled, period_us: r.u32()?, delay_us: r.u32()? });
+            }
+            // Bit 0 Scroll Lock, bit 1 Num Lock, bit 2 Caps Lock, as in QEMU's LED state.
+            enc::VMW_LED_STATE => events.push_back(Event::LedState((r.u32()? & 0x7) as u8)),
             other => return Err(ProtocolError::UnsupportedEncoding(other).into()),
         }
         self.rect_done();
@@ -730,5 +857,110 @@ mod tests {
         assert_eq!(s.framebuffer().unwrap().pixels(), [0x010203, 0x040506]);
         let out = s.take_output();
         assert_eq!(out[14], crate::messages::client_type::SET_ENCODINGS, "SetEncodings follows ClientInit directly");
+    }
+
+    /// A VMware server's side: ServerCaps, an unknown VMware message, a heartbeat, audio with samples, then
+    /// an update with every VMware pseudo-encoding and a TightPNG fill, then SessionClose.
+    fn vmware_transcript() -> Vec<u8> {
+        let mut v = handshake(4, 2);
+        v.extend_from_slice(&[127, server_type::VMW_SERVER_CAPS, 0, 8, 0, 2, 0, 0x0a]);
+        v.extend_from_slice(&[127, 200, 0, 7, 1, 2, 3]);
+        v.extend_from_slice(&[127, server_type::VMW_HEARTBEAT, 0, 6, 0, 5]);
+        v.extend_from_slice(&[127, server_type::VMW_AUDIO, 0, 36, 0, 0, 0, 3]);
+        v.extend_from_slice(&[0; 28]);
+        v.extend_from_slice(&[7, 7, 7]);
+        update_header(&mut v, 7);
+        rect(&mut v, 1, 1, 1, 1, enc::VMW_DEFINE_CURSOR);
+        v.extend_from_slice(&[1, 0, 0, 0, 0xff, 0xff]);
+        rect(&mut v, 0, 0, 0, 0, enc::VMW_CURSOR_STATE);
+        v.extend_from_slice(&[0, 3]);
+        rect(&mut v, 2, 1, 0, 0, enc::VMW_CURSOR_POSITION);
+        rect(&mut v, 0, 0, 0, 0, enc::VMW_TYPEMATIC_INFO);
+        v.extend_from_slice(&[0, 1, 0, 0, 0x82, 0x35, 0, 7, 0xa1, 0x20]);
+        rect(&mut v, 0, 0, 0, 0, enc::VMW_LED_STATE);
+        v.extend_from_slice(&[0, 0, 0, 2]);
+        rect(&mut v, 0, 0, 0, 0, enc::VMW_FRAME_STAMP);
+        v.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
+        rect(&mut v, 0, 0, 4, 2, enc::TIGHT_PNG);
+        v.extend_from_slice(&[0x80, 0x12, 0x34, 0x56]);
+        v.extend_from_slice(&[127, server_type::VMW_SESSION_CLOSE, 0, 8, 0, 0, 0, 23]);
+        v
+    }
+
+    fn vmware_events() -> Vec<Event> {
+        vec![
+            Event::Connected,
+            Event::VmwareCaps(0x2000a),
+            Event::Cursor(CursorShape {
+                hotspot_x: 1,
+                hotspot_y: 1,
+                width: 1,
+                height: 1,
+                pixels: vec![0xff0000],
+                mask: vec![0x80],
+            }),
+            Event::CursorState { visible: true, absolute: true },
+            Event::KeyRepeat { enabled: true, period_us: 33333, delay_us: 500000 },
+            Event::LedState(2),
+            Event::Update,
+            Event::SessionClose(23),
+        ]
+    }
+
+    #[test]
+    fn vmware_dialect() {
+        let mut whole = Session::new(Config::webmks(), Credentials::default());
+        whole.feed(&vmware_transcript()).unwrap();
+        assert_eq!(events(&mut whole), vmware_events());
+        assert_eq!(whole.framebuffer().unwrap().get(3, 1), 0x123456);
+        assert_eq!(whole.messages_received(), 6);
+        let mut out = whole.take_output();
+        // No SetPixelFormat: SetEncodings first, then ClientCaps (SessionClose) for the server's ClientCaps bit.
+        assert_eq!(&out[..15], b"RFB 003.008\n\x01\x01\x02");
+        let caps = out.split_off(out.len() - 8);
+        assert_eq!(caps, [127, 3, 0, 8, 0, 0, 0x80, 0]);
+        let mut trickled = Session::new(Config::webmks(), Credentials::default());
+        for b in vmware_transcript() {
+            trickled.feed(&[b]).unwrap();
+        }
+        assert_eq!(events(&mut trickled), vmware_events());
+    }
+
+    #[test]
+    fn vmware_keys_and_wheel() {
+        let mut s = Session::new(Config::webmks(), Credentials::default());
+        s.feed(&handshake(8, 8)).unwrap();
+        s.take_output();
+        s.key(u32::from(b'Z'), true);
+        s.wheel(-2, 0, 3, 4);
+        assert_eq!(
+            s.take_output(),
+            [4, 1, 0, 0, 0, 0, 0, b'Z', 5, 8, 0, 3, 0, 4, 5, 0, 0, 3, 0, 4, 5, 8, 0, 3, 0, 4, 5, 0, 0, 3, 0, 4]
+        );
+        s.feed(&[127, 0, 0, 8, 0, 0, 0, 2]).unwrap();
+        assert!(s.uses_vmware_keys());
+        s.key(u32::from(b'Z'), true);
+        s.key(0xff51, false);
+        s.wheel(1, 1, 3, 4);
+        let mut expected = vec![127, 0, 0, 8, 0, 0x2c, 1, 0, 127, 0, 0, 8, 1, 0x4b, 0, 0];
+        expected.extend_from_slice(&[127, 2, 0, 19, 1, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 1, 1, 0]);
+        assert_eq!(s.take_output(), expected);
+        let config = Config { scancode_keys: false, ..Config::webmks() };
+        let mut plain = Session::new(config, Credentials::default());
+        plain.feed(&handshake(8, 8)).unwrap();
+        plain.feed(&[127, 0, 0, 8, 0, 0, 0, 2]).unwrap();
+        assert!(!plain.uses_vmware_keys());
+    }
+
+    #[test]
+    fn vmware_message_shorter_than_its_header_is_an_error() {
+        let mut s = Session::new(Config::webmks(), Credentials::default());
+        s.feed(&handshake(8, 8)).unwrap();
+        let e = s.feed(&[127, 9, 0, 3]).unwrap_err();
+        assert_eq!(e.to_string(), "VMware server message: 9 of length 3");
+        let mut s = Session::new(Config::webmks(), Credentials::default());
+        s.feed(&handshake(8, 8)).unwrap();
+        let e = s.feed(&[127, 0, 0, 6, 0, 0]).unwrap_err();
+        assert_eq!(e.to_string(), "VMware server message: 0 too short");
     }
 }

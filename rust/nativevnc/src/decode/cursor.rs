@@ -5,6 +5,10 @@
 //! `PIXEL`s, then a bitmask of `ceil(w / 8) * h` bytes, each row padded to whole bytes, the most
 //! significant bit the leftmost pixel, 1 meaning the pixel is part of the cursor. The hotspot is not a
 //! framebuffer position and may lie anywhere; a 0x0 cursor (no payload) hides the cursor.
+//!
+//! VMware's cursor pseudo-encoding (`VMWDefineCursor`, 0x574d5664) has the same rectangle meaning and a
+//! payload of `u8 type, u8 padding`, then for type 0 (classic) an AND mask and an XOR image, each `w * h`
+//! `PIXEL`s, and for type 1 (alpha) `w * h` 4-byte B,G,R,A pixels.
 
 use crate::config::Limits;
 use crate::error::ProtocolError;
@@ -56,6 +60,65 @@ pub(crate) fn read(
         mask: mask.to_vec(),
     };
     Ok(Some((shape, payload.len())))
+}
+
+/// Reads a VMware cursor (`VMWDefineCursor`) from `input`, which starts at the pseudo-rectangle's payload,
+/// into the same shape as [`read`]: a classic cursor's pixel is visible unless its AND mask is all ones and
+/// its XOR value zero (an inverting pixel, AND and XOR both set, is shown black, as other clients do); an
+/// alpha cursor's pixel is visible from half opacity on.
+pub(crate) fn read_vmware(
+    rect: &Rect,
+    input: &[u8],
+    pixels: &PixelReader,
+    limits: &Limits,
+) -> Result<Option<(CursorShape, usize)>, ProtocolError> {
+    let Some(&[kind, _]) = input.get(..2) else {
+        return Ok(None);
+    };
+    let area = rect.area();
+    let (image_bytes, mask_bytes) = match kind {
+        0 => {
+            let n = area * pixels.bytes_per_pixel() as u64;
+            (n, n)
+        }
+        1 => (area * 4, 0),
+        other => return Err(ProtocolError::malformed("VMware cursor", format!("unknown cursor type {other}"))),
+    };
+    limits.check_buffered("VMware cursor shape", image_bytes + mask_bytes)?;
+    let used = 2 + (image_bytes + mask_bytes) as usize;
+    let Some(payload) = input.get(2..used) else {
+        return Ok(None);
+    };
+    let n = area as usize;
+    let row_bytes = usize::from(rect.w).div_ceil(8);
+    let mut mask = vec![0; row_bytes * usize::from(rect.h)];
+    let mut colours = vec![0; n];
+    let mut visible = vec![false; n];
+    if kind == 0 {
+        let (and, xor) = payload.split_at(mask_bytes as usize);
+        pixels.pixels(xor, &mut colours);
+        let bpp = pixels.bytes_per_pixel();
+        for (i, (a, x)) in and.chunks_exact(bpp).zip(xor.chunks_exact(bpp)).enumerate() {
+            let screen_kept = a.iter().all(|&b| b == 0xff);
+            let inverting = screen_kept && x.iter().any(|&b| b != 0);
+            if inverting {
+                colours[i] = 0;
+            }
+            visible[i] = !screen_kept || inverting;
+        }
+    } else {
+        for (i, px) in payload.chunks_exact(4).enumerate() {
+            colours[i] = u32::from_be_bytes([0, px[2], px[1], px[0]]);
+            visible[i] = px[3] >= 0x80;
+        }
+    }
+    for (i, _) in visible.iter().enumerate().filter(|(_, v)| **v) {
+        let (x, y) = (i % usize::from(rect.w), i / usize::from(rect.w));
+        mask[y * row_bytes + x / 8] |= 0x80 >> (x % 8);
+    }
+    let shape =
+        CursorShape { hotspot_x: rect.x, hotspot_y: rect.y, width: rect.w, height: rect.h, pixels: colours, mask };
+    Ok(Some((shape, used)))
 }
 
 #[cfg(test)]
@@ -121,6 +184,42 @@ mod tests {
         for cut in 0..wire.len() {
             assert_eq!(read(&rect, &wire[..cut], &reader(), &Limits::default()), Ok(None), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn vmware_classic_cursor() {
+        // 4x1: opaque red, transparent, inverting, opaque black. AND mask then XOR image, BGRX.
+        let mut wire = vec![0, 0];
+        wire.extend_from_slice(&bgrx(&[0, 0xffffffff, 0xffffffff, 0]));
+        wire.extend_from_slice(&bgrx(&[0xff0000, 0, 0x00ff00, 0]));
+        wire.extend_from_slice(b"next");
+        let rect = Rect::new(2, 3, 4, 1);
+        let (shape, used) = read_vmware(&rect, &wire, &reader(), &Limits::default()).unwrap().unwrap();
+        assert_eq!(used, 2 + 32);
+        assert_eq!((shape.hotspot_x, shape.hotspot_y, shape.width, shape.height), (2, 3, 4, 1));
+        assert_eq!(shape.pixels, [0xff0000, 0, 0, 0]);
+        assert_eq!(shape.mask, [0b1011_0000]);
+        for cut in 0..used {
+            assert_eq!(read_vmware(&rect, &wire[..cut], &reader(), &Limits::default()), Ok(None), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn vmware_alpha_cursor() {
+        // 2x2 B,G,R,A: blue opaque, green transparent, red half, white faint.
+        let wire = [1, 0, 0xff, 0, 0, 0xff, 0, 0xff, 0, 0, 0, 0, 0xff, 0x80, 0xff, 0xff, 0xff, 0x7f];
+        let (shape, used) = read_vmware(&Rect::new(0, 0, 2, 2), &wire, &reader(), &Limits::default()).unwrap().unwrap();
+        assert_eq!(used, 18);
+        assert_eq!(shape.pixels, [0x0000ff, 0x00ff00, 0xff0000, 0xffffff]);
+        assert_eq!(shape.mask, [0b1000_0000, 0b1000_0000]);
+    }
+
+    #[test]
+    fn vmware_cursor_rejects_unknown_type_and_oversize() {
+        let e = read_vmware(&Rect::new(0, 0, 1, 1), &[7, 0], &reader(), &Limits::default()).unwrap_err();
+        assert_eq!(e.to_string(), "VMware cursor: unknown cursor type 7");
+        let e = read_vmware(&Rect::new(0, 0, 0xffff, 0xffff), &[1, 0], &reader(), &Limits::default()).unwrap_err();
+        assert!(matches!(e, ProtocolError::TooLarge { what: "VMware cursor shape", .. }), "{e}");
     }
 
     #[test]

@@ -1,0 +1,614 @@
+//! TLS client policy: how a server is authenticated (CA verification, pinned thumbprints or nothing) and a
+//! connect helper that turns rustls's verdicts into messages a user can act on.
+//!
+//! Every policy goes through one [`ServerCertVerifier`], so the handshake signatures are always checked with
+//! the ring provider's algorithms; only the question "is this certificate the right one?" differs. When the
+//! answer is no, the verifier puts its reason into rustls's error and [`connect`] unpacks it again.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ring::digest;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::error::{Error, ErrorKind};
+
+/// The hash a [`Thumbprint`] is taken with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    /// SHA-1, 20 bytes: ESXi's `sslThumbprint`.
+    Sha1,
+    /// SHA-256, 32 bytes: the `certThumbprintList` entries of vSphere 7.0.3.1 and later.
+    Sha256,
+}
+
+impl HashAlgorithm {
+    fn digest(self) -> &'static digest::Algorithm {
+        match self {
+            HashAlgorithm::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
+            HashAlgorithm::Sha256 => &digest::SHA256,
+        }
+    }
+}
+
+impl fmt::Display for HashAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HashAlgorithm::Sha1 => "SHA-1",
+            HashAlgorithm::Sha256 => "SHA-256",
+        })
+    }
+}
+
+/// A certificate fingerprint: SHA-1 (ESXi `sslThumbprint`) or SHA-256 (`certThumbprintList`), taken over the
+/// DER encoding of the whole certificate.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Thumbprint {
+    algorithm: HashAlgorithm,
+    digest: Vec<u8>,
+}
+
+impl Thumbprint {
+    /// Parses `AB:CD:…` or plain hex, in any case. The length decides the algorithm: 20 bytes are SHA-1,
+    /// 32 bytes SHA-256; anything else is a usage error.
+    pub fn parse(s: &str) -> Result<Thumbprint, Error> {
+        let s = s.trim();
+        let invalid = |why: &str| Error::usage(format!("invalid certificate thumbprint {s:?}: {why}"));
+        let pairs: Vec<&str> = if s.contains(':') {
+            s.split(':').collect()
+        } else if s.len() % 2 == 0 && s.is_ascii() {
+            (0..s.len()).step_by(2).map(|i| &s[i..i + 2]).collect()
+        } else {
+            return Err(invalid("expected pairs of hexadecimal digits"));
+        };
+        let digest = pairs
+            .iter()
+            .map(|pair| {
+                if pair.len() == 2 && pair.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    u8::from_str_radix(pair, 16).ok()
+                } else {
+                    None
+                }
+            })
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(|| invalid("expected pairs of hexadecimal digits"))?;
+        let algorithm = match digest.len() {
+            20 => HashAlgorithm::Sha1,
+            32 => HashAlgorithm::Sha256,
+            n => return Err(invalid(&format!("{n} bytes, expected 20 (SHA-1) or 32 (SHA-256)"))),
+        };
+        Ok(Thumbprint { algorithm, digest })
+    }
+
+    /// The SHA-1 thumbprint of a DER certificate.
+    pub fn sha1(der: &[u8]) -> Thumbprint {
+        Self::of(HashAlgorithm::Sha1, der)
+    }
+
+    /// The SHA-256 thumbprint of a DER certificate.
+    pub fn sha256(der: &[u8]) -> Thumbprint {
+        Self::of(HashAlgorithm::Sha256, der)
+    }
+
+    fn of(algorithm: HashAlgorithm, der: &[u8]) -> Thumbprint {
+        Thumbprint { algorithm, digest: digest::digest(algorithm.digest(), der).as_ref().to_vec() }
+    }
+
+    /// The algorithm this thumbprint was taken with.
+    pub fn algorithm(&self) -> HashAlgorithm {
+        self.algorithm
+    }
+
+    /// Whether the DER certificate `der` has this thumbprint.
+    pub fn matches(&self, der: &[u8]) -> bool {
+        digest::digest(self.algorithm.digest(), der).as_ref() == self.digest.as_slice()
+    }
+}
+
+/// `SHA-256 AB:CD:…`: the algorithm, then the digest as upper-case hex pairs joined by colons.
+impl fmt::Display for Thumbprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ", self.algorithm)?;
+        for (i, byte) in self.digest.iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{byte:02X}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Thumbprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Thumbprint({self})")
+    }
+}
+
+/// How a TLS server is authenticated.
+#[derive(Clone, Debug)]
+pub enum Verification {
+    /// The system's roots plus the certificates in an optional PEM CA file, with the usual chain and host name
+    /// checks.
+    Verify {
+        /// A PEM file of additional trusted CA certificates.
+        ca_file: Option<PathBuf>,
+    },
+    /// Accept exactly a leaf certificate with one of these thumbprints, whoever issued it and whatever name it
+    /// carries.
+    Pinned(Vec<Thumbprint>),
+    /// Accept any certificate.
+    Insecure,
+}
+
+/// Verification against the system's roots, without a CA file.
+impl Default for Verification {
+    fn default() -> Self {
+        Verification::Verify { ca_file: None }
+    }
+}
+
+/// A rustls client configuration for `verification` that offers the ALPN protocols `alpn`.
+///
+/// Only the ring provider is used, never a process-wide default. A missing, unreadable or empty CA file and an
+/// empty pin list are usage errors; a system without any root certificate is not (every verification then
+/// fails with a "not trusted" message).
+pub fn client_config(verification: &Verification, alpn: &[&[u8]]) -> Result<Arc<rustls::ClientConfig>, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let policy = match verification {
+        Verification::Verify { ca_file } => Policy::Verify(webpki_verifier(ca_file.as_deref(), &provider)?),
+        Verification::Pinned(pins) if pins.is_empty() => {
+            return Err(Error::usage("pinned TLS verification needs at least one certificate thumbprint"))
+        }
+        Verification::Pinned(pins) => Policy::Pinned(pins.clone()),
+        Verification::Insecure => Policy::Insecure,
+    };
+    build_config(policy, provider, alpn)
+}
+
+fn build_config(
+    policy: Policy,
+    provider: Arc<CryptoProvider>,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ClientConfig>, Error> {
+    let verifier = PolicyVerifier { policy, algorithms: provider.signature_verification_algorithms };
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("TLS configuration: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// TCP connect to `host:port`, then a TLS handshake with `host` as the server name (a DNS name or an IP
+/// literal, IPv6 with or without brackets). There is no timeout here: the caller wraps the call in
+/// `tokio::time::timeout`.
+pub async fn connect(host: &str, port: u16, config: Arc<rustls::ClientConfig>) -> Result<TlsStream<TcpStream>, Error> {
+    let tcp = tcp_connect(host, port).await?;
+    handshake(tcp, host, port, config).await
+}
+
+/// The TCP half of [`connect`]; errors read "connecting to HOST:PORT: …".
+pub(crate) async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, Error> {
+    let tcp = TcpStream::connect((unbracket(host), port))
+        .await
+        .map_err(|e| Error::connect(format!("connecting to {}: {e}", host_port(host, port))))?;
+    // Small requests, answered one at a time: Nagle's algorithm could only delay them. Harmless if it fails.
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
+
+/// The TLS half of [`connect`]; errors read "TLS handshake with HOST:PORT failed: …".
+pub(crate) async fn handshake(
+    tcp: TcpStream,
+    host: &str,
+    port: u16,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<TlsStream<TcpStream>, Error> {
+    let failed = |why: String| Error::connect(format!("TLS handshake with {} failed: {why}", host_port(host, port)));
+    let name = ServerName::try_from(unbracket(host).to_owned())
+        .map_err(|_| failed(format!("{host:?} is neither a DNS name nor an IP address")))?;
+    TlsConnector::from(config).connect(name, tcp).await.map_err(|e| failed(describe_io_error(&e)))
+}
+
+/// `host:port`, with an IPv6 literal in brackets.
+pub(crate) fn host_port(host: &str, port: u16) -> String {
+    let host = unbracket(host);
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn unbracket(host: &str) -> &str {
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
+}
+
+/// The message of a failed handshake: our own [`Rejection`] if the verifier refused the certificate, else
+/// what rustls or the socket said.
+fn describe_io_error(e: &std::io::Error) -> String {
+    let rejection = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()).and_then(|tls| match tls {
+        rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(other))) => {
+            other.downcast_ref::<Rejection>()
+        }
+        _ => None,
+    });
+    match rejection {
+        Some(rejection) => rejection.to_string(),
+        None => e.to_string(),
+    }
+}
+
+fn webpki_verifier(
+    ca_file: Option<&Path>,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Option<Arc<WebPkiServerVerifier>>, Error> {
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(path) = ca_file {
+        for cert in read_ca_file(path)? {
+            roots.add(cert).map_err(|e| {
+                Error::usage(format!("CA file {}: a certificate cannot be used as a trust anchor: {e}", path.display()))
+            })?;
+        }
+    }
+    if roots.is_empty() {
+        return Ok(None);
+    }
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map(Some)
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("TLS certificate verifier: {e}")))
+}
+
+fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let pem = std::fs::read(path).map_err(|e| Error::usage(format!("cannot read CA file {}: {e}", path.display())))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::usage(format!("CA file {} is not valid PEM: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(Error::usage(format!("CA file {} contains no PEM certificate", path.display())));
+    }
+    Ok(certs)
+}
+
+/// The decision part of a [`Verification`], ready to run.
+#[derive(Debug)]
+enum Policy {
+    /// `None` when there is no trust anchor at all.
+    Verify(Option<Arc<WebPkiServerVerifier>>),
+    Pinned(Vec<Thumbprint>),
+    Insecure,
+}
+
+#[derive(Debug)]
+struct PolicyVerifier {
+    policy: Policy,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for PolicyVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match &self.policy {
+            Policy::Insecure => Ok(ServerCertVerified::assertion()),
+            Policy::Pinned(pins) if pins.iter().any(|pin| pin.matches(end_entity)) => {
+                Ok(ServerCertVerified::assertion())
+            }
+            Policy::Pinned(pins) => {
+                Err(Rejection::PinMismatch { expected: pins.clone(), presented: Presented::of(end_entity) }.into())
+            }
+            Policy::Verify(None) => Err(Rejection::NotTrusted {
+                reason: "there are no trusted CA certificates (the system has none and no CA file was given)".into(),
+                presented: Presented::of(end_entity),
+            }
+            .into()),
+            Policy::Verify(Some(webpki)) => webpki
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+                .map_err(|e| match e {
+                    rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => Rejection::NotTrusted {
+                        reason: "it is not issued by a trusted certificate authority".into(),
+                        presented: Presented::of(end_entity),
+                    }
+                    .into(),
+                    rustls::Error::InvalidCertificate(why) => {
+                        Rejection::NotTrusted { reason: why.to_string(), presented: Presented::of(end_entity) }.into()
+                    }
+                    other => other,
+                }),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The thumbprints of the certificate a server presented.
+#[derive(Debug)]
+struct Presented {
+    sha256: Thumbprint,
+    sha1: Thumbprint,
+}
+
+impl Presented {
+    fn of(der: &[u8]) -> Self {
+        Presented { sha256: Thumbprint::sha256(der), sha1: Thumbprint::sha1(der) }
+    }
+}
+
+impl fmt::Display for Presented {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} and {}", self.sha256, self.sha1)
+    }
+}
+
+/// Why the verifier refused a certificate; travels inside `rustls::Error` to [`describe_io_error`].
+#[derive(Debug)]
+enum Rejection {
+    PinMismatch { expected: Vec<Thumbprint>, presented: Presented },
+    NotTrusted { reason: String, presented: Presented },
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::PinMismatch { expected, presented } => {
+                let expected = expected.iter().map(Thumbprint::to_string).collect::<Vec<_>>().join(" or ");
+                write!(
+                    f,
+                    "the server certificate does not match the pinned thumbprint (expected {expected}); \
+                     the server presented a certificate with {presented}"
+                )
+            }
+            Rejection::NotTrusted { reason, presented } => write!(
+                f,
+                "the server certificate is not trusted: {reason} (it has {presented}); to trust it, give a CA \
+                 file containing its issuer, pin its thumbprint, or allow insecure TLS"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+impl From<Rejection> for rustls::Error {
+    fn from(rejection: Rejection) -> Self {
+        rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(rejection))))
+    }
+}
+
+/// A self-signed certificate for `localhost` and `127.0.0.1`, and TLS servers using it, for tests here and in
+/// the modules that build on this one.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    /// A certificate, its key and the certificate as PEM.
+    pub(crate) struct TestCert {
+        pub(crate) der: CertificateDer<'static>,
+        pub(crate) key: PrivatePkcs8KeyDer<'static>,
+        pub(crate) pem: String,
+    }
+
+    pub(crate) fn self_signed() -> TestCert {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("generate a test certificate");
+        TestCert {
+            der: certified.cert.der().clone(),
+            key: PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()),
+            pem: certified.cert.pem(),
+        }
+    }
+
+    pub(crate) fn server_config(cert: &TestCert, alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
+        let mut config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("protocol versions")
+                .with_no_client_auth()
+                .with_single_cert(vec![cert.der.clone()], PrivateKeyDer::Pkcs8(cert.key.clone_key()))
+                .expect("server certificate");
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Arc::new(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tokio_rustls::TlsAcceptor;
+
+    /// SEQUENCE { INTEGER 5 }; digests from `openssl dgst -sha1 -c` and `openssl dgst -sha256 -c`.
+    const BLOB: &[u8] = &[0x30, 0x03, 0x02, 0x01, 0x05];
+    const BLOB_SHA1: &str = "16:c3:c3:e0:bb:5b:5f:4f:ba:ec:db:6d:f3:7a:5a:4f:9d:11:96:e4";
+    const BLOB_SHA256: &str = "417c7763c4e320a6b747b3cb0c6d22f93741b29a32b48594b8eb4c144fe6d729";
+
+    #[test]
+    fn parses_sha1_with_colons() {
+        let t = Thumbprint::parse("16:C3:C3:E0:BB:5B:5F:4F:BA:EC:DB:6D:F3:7A:5A:4F:9D:11:96:E4").unwrap();
+        assert_eq!(t.algorithm(), HashAlgorithm::Sha1);
+        assert_eq!(t, Thumbprint::parse(BLOB_SHA1).unwrap());
+        assert_eq!(t.to_string(), "SHA-1 16:C3:C3:E0:BB:5B:5F:4F:BA:EC:DB:6D:F3:7A:5A:4F:9D:11:96:E4");
+    }
+
+    #[test]
+    fn parses_sha256_plain_lower_case() {
+        let t = Thumbprint::parse(BLOB_SHA256).unwrap();
+        assert_eq!(t.algorithm(), HashAlgorithm::Sha256);
+        assert_eq!(
+            t.to_string(),
+            "SHA-256 41:7C:77:63:C4:E3:20:A6:B7:47:B3:CB:0C:6D:22:F9:37:41:B2:9A:32:B4:85:94:B8:EB:4C:14:4F:E6:D7:29"
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_length_and_bad_hex() {
+        for (input, why) in [
+            ("AB:CD", "2 bytes"),
+            ("abcd", "2 bytes"),
+            ("", "0 bytes"),
+            ("16:c3:c3:e0:bb:5b:5f:4f:ba:ec:db:6d:f3:7a:5a:4f:9d:11:96:e", "hexadecimal"),
+            ("16c3c3e0bb5b5f4fbaecdb6df37a5a4f9d1196e", "hexadecimal"),
+            ("zz:c3:c3:e0:bb:5b:5f:4f:ba:ec:db:6d:f3:7a:5a:4f:9d:11:96:e4", "hexadecimal"),
+            ("+1:c3:c3:e0:bb:5b:5f:4f:ba:ec:db:6d:f3:7a:5a:4f:9d:11:96:e4", "hexadecimal"),
+            ("16::c3", "hexadecimal"),
+        ] {
+            let e = Thumbprint::parse(input).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Usage, "{input}");
+            assert!(e.message().contains(why), "{input}: {e}");
+        }
+    }
+
+    #[test]
+    fn digests_match_openssl() {
+        assert_eq!(Thumbprint::sha1(BLOB), Thumbprint::parse(BLOB_SHA1).unwrap());
+        assert_eq!(Thumbprint::sha256(BLOB), Thumbprint::parse(BLOB_SHA256).unwrap());
+        assert!(Thumbprint::parse(BLOB_SHA1).unwrap().matches(BLOB));
+        assert!(Thumbprint::parse(BLOB_SHA256).unwrap().matches(BLOB));
+        assert!(!Thumbprint::parse(BLOB_SHA256).unwrap().matches(&BLOB[1..]));
+    }
+
+    #[test]
+    fn ca_file_problems_are_usage_errors() {
+        let dir = std::env::temp_dir().join(format!("nativevnc-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "no certificates here\n").unwrap();
+        let missing = dir.join("missing.pem");
+        for path in [empty, missing] {
+            let e = client_config(&Verification::Verify { ca_file: Some(path.clone()) }, &[]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Usage);
+            assert!(e.message().contains(&path.display().to_string()), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        let e = client_config(&Verification::Pinned(vec![]), &[]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+    }
+
+    /// A TLS server on loopback that answers every connection with "ok" and then closes it.
+    async fn serve(cert: &testing::TestCert) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let acceptor = TlsAcceptor::from(testing::server_config(cert, &[]));
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut tls) = acceptor.accept(tcp).await {
+                        let _ = tls.write_all(b"ok").await;
+                        let _ = tls.shutdown().await;
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    async fn try_connect(host: &str, port: u16, verification: Verification) -> Result<(), Error> {
+        let config = client_config(&verification, &[])?;
+        let mut tls = connect(host, port, config).await?;
+        let mut reply = Vec::new();
+        tls.read_to_end(&mut reply).await.map_err(|e| Error::connect(e.to_string()))?;
+        assert_eq!(reply, b"ok");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn handshakes_according_to_policy() {
+        let cert = testing::self_signed();
+        let port = serve(&cert).await;
+        let sha1 = Thumbprint::sha1(&cert.der);
+        let sha256 = Thumbprint::sha256(&cert.der);
+
+        try_connect("127.0.0.1", port, Verification::Pinned(vec![sha1.clone()])).await.unwrap();
+        try_connect("127.0.0.1", port, Verification::Pinned(vec![sha256.clone()])).await.unwrap();
+        try_connect("127.0.0.1", port, Verification::Insecure).await.unwrap();
+
+        let wrong = Thumbprint::parse(BLOB_SHA256).unwrap();
+        let e = try_connect("127.0.0.1", port, Verification::Pinned(vec![wrong.clone()])).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Connect);
+        assert!(e.message().starts_with(&format!("TLS handshake with 127.0.0.1:{port} failed: ")), "{e}");
+        assert!(e.message().contains("does not match the pinned thumbprint"), "{e}");
+        assert!(e.message().contains(&format!("expected {wrong}")), "{e}");
+        assert!(e.message().contains(&format!("presented a certificate with {sha256} and {sha1}")), "{e}");
+
+        let e = try_connect("localhost", port, Verification::Verify { ca_file: None }).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Connect);
+        assert!(e.message().contains("the server certificate is not trusted"), "{e}");
+        assert!(e.message().contains(&sha256.to_string()), "{e}");
+        assert!(e.message().contains("CA file") && e.message().contains("insecure"), "{e}");
+
+        let dir = std::env::temp_dir().join(format!("nativevnc-tls-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, &cert.pem).unwrap();
+        let verify = Verification::Verify { ca_file: Some(ca_file) };
+        try_connect("localhost", port, verify.clone()).await.unwrap();
+        try_connect("127.0.0.1", port, verify.clone()).await.unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn no_trust_anchors_at_all_is_not_trusted() {
+        let cert = testing::self_signed();
+        let port = serve(&cert).await;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = build_config(Policy::Verify(None), provider, &[]).unwrap();
+        let e = connect("localhost", port, config).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Connect);
+        assert!(e.message().contains("not trusted: there are no trusted CA certificates"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn connect_failure_names_the_address() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let config = client_config(&Verification::Insecure, &[]).unwrap();
+        let e = connect("127.0.0.1", port, config).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Connect);
+        assert!(e.message().starts_with(&format!("connecting to 127.0.0.1:{port}: ")), "{e}");
+    }
+}

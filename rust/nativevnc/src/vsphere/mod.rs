@@ -1,0 +1,250 @@
+//! A webmks ticket from the vSphere SOAP API (ESXi or vCenter): RetrieveServiceContent, Login, find the
+//! virtual machine, AcquireTicket("webmks"), Logout.
+//!
+//! * [`Endpoint`], [`VmSelector`], [`parse_url`]: where to log in and which VM, including the URL form
+//!   os-autoinst uses.
+//! * `xml`, `soap`: request bodies and response parsing, no I/O.
+//! * `session`: the HTTPS connection and cookie, one method per SOAP call.
+//! * [`Ticket`]: the VirtualMachineTicket and the WebSocket URL made from it.
+//!
+//! Neither the password, nor the session cookie, nor the ticket appears in any error or `Debug` output.
+
+mod endpoint;
+mod session;
+mod soap;
+mod ticket;
+mod xml;
+
+use std::time::Duration;
+
+pub use endpoint::{parse_url, Endpoint, VmSelector};
+pub use ticket::Ticket;
+
+use crate::error::{Error, ErrorKind};
+use session::Session;
+use soap::ServiceContent;
+
+/// Why a ticket could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TicketError {
+    /// vim.fault.InvalidLogin.
+    #[error("incorrect user name or password")]
+    InvalidLogin,
+    /// No virtual machine matches the selector (described in the string).
+    #[error("no virtual machine matches {0}")]
+    VmNotFound(String),
+    /// More than one virtual machine matches the selector.
+    #[error("{count} virtual machines match {selector}")]
+    Ambiguous {
+        /// The selector, as in [`VmSelector`]'s `Display`.
+        selector: String,
+        /// How many matched.
+        count: usize,
+    },
+    /// ManagedObjectNotFound: the virtual machine has been deleted or is not completely created yet.
+    #[error("the virtual machine is not available: {0}")]
+    NotCreated(String),
+    /// InvalidState or InvalidPowerState: usually, the virtual machine is not powered on.
+    #[error("the virtual machine is not in a state that allows a console ticket (is it powered on?): {0}")]
+    PoweredOff(String),
+    /// NotAuthenticated: the session is not (or no longer) logged in, or lacks a privilege.
+    #[error("not authenticated: {0}")]
+    NotAuthenticated(String),
+    /// Any other SOAP fault.
+    #[error("SOAP fault {}: {message}", fault_name(.fault, .code))]
+    Fault {
+        /// `faultcode`, e.g. ServerFaultCode.
+        code: String,
+        /// The detail's `xsi:type`, or its element name without "Fault"; empty without a detail.
+        fault: String,
+        /// `faultstring`.
+        message: String,
+    },
+    /// An HTTP status other than 200 without a SOAP fault; `message` is the start of the body.
+    #[error("HTTP status {status}: {message}")]
+    Http {
+        /// The status code.
+        status: u16,
+        /// The body's text, white space collapsed, cut to about 200 characters.
+        message: String,
+    },
+    /// TCP connect failed, or the HTTP connection broke.
+    #[error("{0}")]
+    Connect(Error),
+    /// The TLS handshake failed (the message says why, e.g. a thumbprint mismatch).
+    #[error("{0}")]
+    Tls(Error),
+    /// The attempt took longer than its timeout.
+    #[error("no ticket within {0:?}")]
+    Timeout(Duration),
+    /// The server's answer is not what the API promises: not XML, no returnval, no ticket, no cookie after
+    /// Login.
+    #[error("unexpected response: {0}")]
+    Malformed(String),
+}
+
+impl TicketError {
+    /// Whether another attempt may succeed. os-autoinst retries everything except wrong credentials; here
+    /// [`InvalidLogin`](Self::InvalidLogin), [`Ambiguous`](Self::Ambiguous) and
+    /// [`Malformed`](Self::Malformed) are final, since repeating the same calls gives the same answer. A VM
+    /// that is not found may still be being created, so [`VmNotFound`](Self::VmNotFound) is retryable, and so
+    /// are TLS failures (a host may present a temporary certificate while it boots).
+    pub fn retryable(&self) -> bool {
+        !matches!(self, TicketError::InvalidLogin | TicketError::Ambiguous { .. } | TicketError::Malformed(_))
+    }
+
+    /// The same error with every occurrence of `secret` in server-provided text replaced by `<hidden>`.
+    fn redact(self, secret: &str) -> Self {
+        if secret.is_empty() {
+            return self;
+        }
+        let clean = |s: String| s.replace(secret, "<hidden>");
+        match self {
+            TicketError::VmNotFound(s) => TicketError::VmNotFound(clean(s)),
+            TicketError::Ambiguous { selector, count } => TicketError::Ambiguous { selector: clean(selector), count },
+            TicketError::NotCreated(s) => TicketError::NotCreated(clean(s)),
+            TicketError::PoweredOff(s) => TicketError::PoweredOff(clean(s)),
+            TicketError::NotAuthenticated(s) => TicketError::NotAuthenticated(clean(s)),
+            TicketError::Fault { code, fault, message } => {
+                TicketError::Fault { code: clean(code), fault: clean(fault), message: clean(message) }
+            }
+            TicketError::Http { status, message } => TicketError::Http { status, message: clean(message) },
+            TicketError::Malformed(s) => TicketError::Malformed(clean(s)),
+            TicketError::Connect(e) => TicketError::Connect(Error::new(e.kind(), clean(e.message().to_owned()))),
+            TicketError::Tls(e) => TicketError::Tls(Error::new(e.kind(), clean(e.message().to_owned()))),
+            other @ (TicketError::InvalidLogin | TicketError::Timeout(_)) => other,
+        }
+    }
+}
+
+/// `Type (faultcode)`, or only the faultcode when the fault has no detail.
+fn fault_name(fault: &str, code: &str) -> String {
+    match fault {
+        "" => code.to_owned(),
+        _ => format!("{fault} ({code})"),
+    }
+}
+
+/// `vSphere: …`; InvalidLogin is an [`ErrorKind::Auth`] error, Timeout a [`ErrorKind::Timeout`], everything
+/// else [`ErrorKind::Connect`].
+impl From<TicketError> for Error {
+    fn from(e: TicketError) -> Self {
+        match e {
+            TicketError::InvalidLogin => {
+                Error::new(ErrorKind::Auth, "vSphere login failed: incorrect user name or password")
+            }
+            TicketError::Timeout(_) => Error::timeout(format!("vSphere: {e}")),
+            _ => Error::connect(format!("vSphere: {e}")),
+        }
+    }
+}
+
+/// One complete attempt to get a webmks ticket: RetrieveServiceContent, Login (cookie
+/// `vmware_soap_session`), find the virtual machine, AcquireTicket("webmks"), and Logout, which is always
+/// attempted after a successful Login and whose errors are ignored. `timeout` bounds the whole attempt; all
+/// calls share one HTTPS connection.
+///
+/// ESXi is reported to refuse a ticket whose API session logged out before it was used: a client that
+/// connects right away should use [`acquire_ticket_session`] and log out after connecting.
+pub async fn acquire_ticket(endpoint: &Endpoint, vm: &VmSelector, timeout: Duration) -> Result<Ticket, TicketError> {
+    let (ticket, api) = acquire_ticket_session(endpoint, vm, timeout).await?;
+    api.logout(timeout).await;
+    Ok(ticket)
+}
+
+/// The API session a ticket was acquired in, still logged in so that the ticket stays usable.
+pub struct ApiSession<'a> {
+    session: Session<'a>,
+    session_manager: String,
+}
+
+impl ApiSession<'_> {
+    /// Logs out, within `timeout`; errors are ignored (the session expires on the server anyway).
+    pub async fn logout(mut self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.session.logout(&self.session_manager)).await;
+    }
+}
+
+/// Like [`acquire_ticket`], but leaves the API session logged in (if a ticket was had): the caller logs out
+/// once it has used the ticket. Any failure after Login logs out before returning.
+pub async fn acquire_ticket_session<'a>(
+    endpoint: &'a Endpoint,
+    vm: &VmSelector,
+    timeout: Duration,
+) -> Result<(Ticket, ApiSession<'a>), TicketError> {
+    let attempt = async {
+        let mut session = Session::new(endpoint)?;
+        let content = session.retrieve_service_content().await?;
+        session.login(&content.session_manager, &endpoint.username, endpoint.password()).await?;
+        let ticket = match find_vm(&mut session, &content, vm).await {
+            Ok(moid) => session.acquire_ticket(&moid).await,
+            Err(e) => Err(e),
+        };
+        match ticket {
+            Ok(ticket) => Ok((ticket, ApiSession { session, session_manager: content.session_manager })),
+            Err(e) => {
+                let _ = session.logout(&content.session_manager).await;
+                Err(e)
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(result) => result.map_err(|e| e.redact(endpoint.password())),
+        Err(_) => Err(TicketError::Timeout(timeout)),
+    }
+}
+
+/// The managed object id of the virtual machine `vm` names.
+async fn find_vm(session: &mut Session<'_>, content: &ServiceContent, vm: &VmSelector) -> Result<String, TicketError> {
+    let found = match vm {
+        VmSelector::MoId(moid) => return Ok(moid.clone()),
+        VmSelector::Name(name) => return find_by_name(session, content, name).await,
+        VmSelector::InventoryPath(path) => session.find_by_inventory_path(&content.search_index, path).await?,
+        VmSelector::Uuid(uuid) => session.find_by_uuid(&content.search_index, uuid).await?,
+    };
+    found.ok_or_else(|| match vm {
+        VmSelector::InventoryPath(_) if content.api_type == "HostAgent" => {
+            TicketError::VmNotFound(format!("{vm} (on ESXi, paths look like \"ha-datacenter/vm/NAME\")"))
+        }
+        VmSelector::InventoryPath(_) => {
+            TicketError::VmNotFound(format!("{vm} (on vCenter, paths look like \"DATACENTER/vm/FOLDER/NAME\")"))
+        }
+        _ => TicketError::VmNotFound(vm.to_string()),
+    })
+}
+
+/// Lists the names of all virtual machines through a container view and picks the one called `name`.
+async fn find_by_name(session: &mut Session<'_>, content: &ServiceContent, name: &str) -> Result<String, TicketError> {
+    let view = session.create_container_view(&content.view_manager, &content.root_folder).await?;
+    let matches = vms_named(session, &content.property_collector, &view, name).await;
+    let _ = session.destroy_view(&view).await;
+    let mut matches = matches?;
+    match matches.len() {
+        1 => Ok(matches.remove(0)),
+        0 => Err(TicketError::VmNotFound(VmSelector::Name(name.to_owned()).to_string())),
+        count => Err(TicketError::Ambiguous { selector: VmSelector::Name(name.to_owned()).to_string(), count }),
+    }
+}
+
+/// The moids of the virtual machines in `view` called `name`, following the result pages. vSphere stores
+/// `%`, `/` and `\` in names as `%25`, `%2f` and `%5c`; either spelling matches.
+async fn vms_named(
+    session: &mut Session<'_>,
+    property_collector: &str,
+    view: &str,
+    name: &str,
+) -> Result<Vec<String>, TicketError> {
+    let escaped = name.replace('%', "%25").replace('/', "%2f").replace('\\', "%5c");
+    let mut found = Vec::new();
+    let mut page = session.retrieve_properties_ex(property_collector, view).await?;
+    loop {
+        found.extend(page.objects.into_iter().filter(|(_, vm)| vm == name || *vm == escaped).map(|(moid, _)| moid));
+        match page.token {
+            Some(token) => page = session.continue_retrieve_properties_ex(property_collector, &token).await?,
+            None => return Ok(found),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
