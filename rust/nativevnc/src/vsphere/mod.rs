@@ -87,10 +87,14 @@ impl TicketError {
     /// Whether another attempt may succeed. os-autoinst retries everything except wrong credentials; here
     /// [`InvalidLogin`](Self::InvalidLogin), [`Ambiguous`](Self::Ambiguous) and
     /// [`Malformed`](Self::Malformed) are final, since repeating the same calls gives the same answer. A VM
-    /// that is not found may still be being created, so [`VmNotFound`](Self::VmNotFound) is retryable, and so
-    /// are TLS failures (a host may present a temporary certificate while it boots).
+    /// that is not found may still be being created, so [`VmNotFound`](Self::VmNotFound) is retryable. A TLS
+    /// failure is final too: a certificate that is not trusted or does not match its pin stays so, and the
+    /// message says what to change.
     pub fn retryable(&self) -> bool {
-        !matches!(self, TicketError::InvalidLogin | TicketError::Ambiguous { .. } | TicketError::Malformed(_))
+        !matches!(
+            self,
+            TicketError::InvalidLogin | TicketError::Ambiguous { .. } | TicketError::Malformed(_) | TicketError::Tls(_)
+        )
     }
 
     /// The same error with every occurrence of `secret` in server-provided text replaced by `<hidden>`.

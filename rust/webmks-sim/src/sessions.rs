@@ -1,0 +1,96 @@
+//! SOAP login sessions, identified by the `vmware_soap_session` cookie.
+
+use std::collections::HashMap;
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+/// `n` random bytes as lowercase hex.
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    SystemRandom::new().fill(&mut bytes).expect("the system random number generator works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The cookie's name, as vSphere sets it.
+pub const COOKIE: &str = "vmware_soap_session";
+
+/// The session id in a `Cookie` header. pyVmomi sends back the whole `Set-Cookie` value, attributes and all,
+/// so everything after the first `;` is ignored; quotes around the value are stripped.
+pub fn session_from_cookie(header: &str) -> Option<&str> {
+    header.split(';').map(str::trim).find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k.trim() == COOKIE).then(|| v.trim().trim_matches('"'))
+    })
+}
+
+/// The `Set-Cookie` value for a new session.
+pub fn set_cookie(id: &str) -> String {
+    format!("{COOKIE}=\"{id}\"; Path=/; HttpOnly; Secure")
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user: String,
+    pub key: String,
+    pub logged_out: bool,
+}
+
+/// All sessions ever created (logged-out ones are kept: tickets remember which session made them).
+#[derive(Debug, Default)]
+pub struct Sessions {
+    by_id: HashMap<String, Session>,
+}
+
+impl Sessions {
+    /// Creates a session; returns its cookie id.
+    pub fn login(&mut self, user: &str) -> String {
+        let id = random_hex(20);
+        let key = format!("52{}", random_hex(15));
+        self.by_id.insert(id.clone(), Session { user: user.to_string(), key, logged_out: false });
+        id
+    }
+
+    /// The live session with this id.
+    pub fn get(&self, id: &str) -> Option<&Session> {
+        self.by_id.get(id).filter(|s| !s.logged_out)
+    }
+
+    pub fn logout(&mut self, id: &str) -> bool {
+        match self.by_id.get_mut(id) {
+            Some(s) if !s.logged_out => {
+                s.logged_out = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn is_live(&self, id: &str) -> bool {
+        self.get(id).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies() {
+        assert_eq!(session_from_cookie("vmware_soap_session=\"abc\"; Path=/; HttpOnly; Secure"), Some("abc"));
+        assert_eq!(session_from_cookie("vmware_client=VMware; vmware_soap_session=xyz"), Some("xyz"));
+        assert_eq!(session_from_cookie("other=1"), None);
+        assert_eq!(session_from_cookie(&set_cookie("q")), Some("q"));
+    }
+
+    #[test]
+    fn login_and_logout() {
+        let mut s = Sessions::default();
+        let id = s.login("root");
+        assert_eq!(id.len(), 40);
+        assert_eq!(s.get(&id).unwrap().user, "root");
+        assert!(s.logout(&id));
+        assert!(!s.logout(&id));
+        assert!(!s.is_live(&id));
+        assert!(s.get("nope").is_none());
+    }
+}

@@ -1,0 +1,291 @@
+#!/usr/bin/perl
+# VMware webmks end to end: consoles::NativeVNC and the nativevnc command against webmks-sim (a stand-in for
+# ESXi and vCenter: real HTTPS, real SOAP, real WebSockets over TLS, the VMware RFB dialect) fronting QEMU's
+# VNC server in front of a real Linux guest. The screen is compared with QEMU's own screendump, typing is
+# checked inside the guest, and every failure mode is checked by its exception class and message.
+use v5.36;
+use Test::More;
+use File::Temp 'tempdir';
+use Mojo::UserAgent;
+use Time::HiRes qw(time sleep);
+
+use lib 't/lib', '/usr/lib/os-autoinst';
+use bmwqemu;
+use cv;
+use OpenQA::Exceptions;
+use NativeVNC::Test::Guest;
+use NativeVNC::Test::WebmksSim;
+use NativeVNC::Test::Util qw(repo_root wait_until spawn_group stop_group file_tail);
+
+use consoles::NativeVNC;
+
+cv::init();
+require tinycv;
+
+$SIG{ALRM} = sub { diag 'test did not finish within 420 s'; exit 1 };
+alarm 420;
+
+my (@warnings, @diags);
+{
+    no warnings 'redefine';
+    *bmwqemu::diag = sub ($message, @) { push @diags, $message };
+    *bmwqemu::fctwarn = sub ($message, @) { push @warnings, $message };
+}
+
+my $password = 'Sim:p@ss/w0rd';
+my $tmp = tempdir(CLEANUP => 1);
+my $nativevnc = repo_root() . '/target/release/nativevnc';
+my $guest = NativeVNC::Test::Guest->start;
+$guest->wait_ready;
+
+sub sim (@args) {
+    return NativeVNC::Test::WebmksSim->start(
+        vnc_host => $guest->vnc_host,
+        vnc_port => $guest->vnc_port,
+        password => $password,
+        args => ['--vm', 'sut,moid=7', '--vm', 'other,moid=8,power=off', @args]);
+}
+
+sub api_url ($sim, $vm = '7', $user = 'root', $pass = $password) {
+    my $p = $pass =~ s/([^A-Za-z0-9_.~-])/sprintf '%%%02X', ord $1/ger;
+    return sprintf 'https://%s:%s@%s:%d/%s', $user, $p, $sim->host, $sim->port, $vm;
+}
+
+sub screen_rgb ($image) {
+    my $file = "$tmp/screen.ppm";
+    $image->write($file) or die "tinycv could not write $file";
+    return NativeVNC::Test::Guest::read_ppm($file);
+}
+
+sub differing_pixels ($a, $b) {
+    return 'size differs' if $a->{width} != $b->{width} || $a->{height} != $b->{height};
+    return 0 if $a->{rgb} eq $b->{rgb};
+    my $n = 0;
+    for my $i (0 .. $a->{width} * $a->{height} - 1) {
+        ++$n if substr($a->{rgb}, $i * 3, 3) ne substr($b->{rgb}, $i * 3, 3);
+    }
+    return $n;
+}
+
+sub screen_matches ($vnc, $what) {
+    my $diff = 'no screen';
+    wait_until(
+        30, $what,
+        sub {
+            $vnc->send_update_request(0);
+            my $deadline = time + 2;
+            sleep 0.02 until $vnc->update_framebuffer || time > $deadline;
+            return 0 unless $vnc->_framebuffer;
+            $diff = differing_pixels(screen_rgb($vnc->_framebuffer), $guest->screendump);
+            return $diff eq '0';
+        },
+        interval => 0.2
+    );
+    return $diff;
+}
+
+sub type_text ($vnc, $text) {
+    my %names = ("\n" => 'ret', ' ' => 'spc', '-' => 'minus', "\t" => 'tab');
+    $vnc->map_and_send_key($names{$_} // $_, undef, 0.25 / 30) for split //, $text;
+}
+
+sub guest_file ($path) {
+    return wait_until(30, "$path written in the guest", sub { $guest->run("cat $path 2>/dev/null || true") });
+}
+
+# The exception a call throws, or '' when it succeeds.
+sub error_of ($code) { eval { $code->(); 1 } ? '' : $@ }
+
+my $sim = sim('--extra-vmware-messages');
+
+subtest 'a webmks console: screen, typing with VMware scancodes' => sub {
+    my $vnc = consoles::NativeVNC->new({vmware_vnc_over_ws_url => api_url($sim), hostname => 'sut-host'});
+    local $bmwqemu::vars{VMWARE_VNC_OVER_WS_CA_FILE} = $sim->cert_file;
+    is($vnc->login, undef, 'login over webmks');
+    is($vnc->description, 'VNC over WebSockets server provided by VMWare', 'os-autoinst\'s description');
+    is($vnc->width, 1024, 'width');
+    is(screen_matches($vnc, 'the first screen'), 0, 'the framebuffer equals QEMU\'s screendump (TightPNG)');
+    my $counts = $vnc->encoding_counts;
+    ok($counts->{-260}, 'the simulator sent TightPNG');
+    ok($counts->{0x574d5664}, 'and a VMware cursor');
+    ok($vnc->_open_client->status->{scancodes}, 'the server announced VMware key events: typing uses scancodes');
+
+    my $text = q{echo "$((1234 + 4321)) A@z_~!#%^&*()+={}[]|:;<>,.?/" > /tmp/webmks};
+    type_text($vnc, "$text\n");
+    is(guest_file('/tmp/webmks'), q{5555 A@z_~!#%^&*()+={}[]|:;<>,.?/}, 'every character arrived, shifted ones too');
+    my $stats = $sim->stats;
+    cmp_ok($stats->{vmw_key_events}, '>=', 2 * length $text, 'as VMWKeyEvent scancodes');
+    is($stats->{key_events}, 0, 'and no X11 keysyms');
+    is($stats->{set_pixel_format_ignored}, 0, 'no SetPixelFormat was sent');
+    type_text($vnc, "clear\n");
+    is(screen_matches($vnc, 'the screen after typing'), 0, 'the screen equals the screendump after typing');
+    is($stats->{logouts}, $stats->{logins}, 'the API session was logged out');
+    $vnc->socket(undef);
+};
+
+subtest 'every login takes a fresh one-shot ticket' => sub {
+    my $before = $sim->stats;
+    my $vnc = consoles::NativeVNC->new({vmware_vnc_over_ws_url => api_url($sim, '?name=sut')});
+    local $bmwqemu::vars{VMWARE_VNC_OVER_WS_CA_FILE} = $sim->cert_file;
+    $vnc->login;
+    $vnc->login;
+    my $after = $sim->stats;
+    is($after->{tickets_issued} - $before->{tickets_issued}, 2, 'two logins, two tickets (found by name)');
+    is($after->{tickets_used} - $before->{tickets_used}, 2, 'each used once');
+
+    my $url = `$nativevnc ticket --ca-file @{[$sim->cert_file]} --url '@{[api_url($sim)]}'`;
+    is($?, 0, 'nativevnc ticket');
+    chomp $url;
+    like($url, qr{\Awss://127\.0\.0\.1:@{[$sim->port]}/ticket/\S+\z}, 'prints the wss URL');
+    my $ua = Mojo::UserAgent->new(insecure => 1);
+    my @codes;
+    for (1 .. 2) {
+        my $tx = $ua->build_websocket_tx($url, ['binary']);
+        $ua->start($tx, sub ($ua, $tx) { push @codes, $tx->res->code; $tx->finish if $tx->is_websocket });
+        Mojo::IOLoop->one_tick until @codes == $_;
+    }
+    is_deeply(\@codes, [101, 503], 'a ticket works once: the second use is refused with HTTP 503');
+    $vnc->socket(undef);
+};
+
+subtest 'errors: wrong password, unknown VM, powered off' => sub {
+    local $bmwqemu::vars{VMWARE_VNC_OVER_WS_CA_FILE} = $sim->cert_file;
+    local $bmwqemu::vars{VMWARE_VNC_OVER_WS_REQUEST_ATTEMPTS} = 1;
+    local $bmwqemu::vars{VMWARE_VNC_OVER_WS_REQUEST_DELAY} = 0.1;
+    local $bmwqemu::vars{VNC_CONNECT_TIMEOUT_LOCAL} = 1;
+    my $before = $sim->stats;
+    my $e = error_of(sub { consoles::NativeVNC->new({vmware_vnc_over_ws_url => api_url($sim, 7, 'root', 'wrong')})->login });
+    isa_ok($e, 'OpenQA::Exception::VNCSetupError', 'wrong password');
+    like($e->message, qr/incorrect user name or password/, '... says so');
+    unlike($e->message, qr/wrong|\Q$password\E/, '... without the password');
+    is($sim->stats->{failed_logins} - $before->{failed_logins}, 1, '... and is not retried');
+
+    $e = error_of(sub { consoles::NativeVNC->new({vmware_vnc_over_ws_url => api_url($sim, '?name=nosuchvm')})->login });
+    isa_ok($e, 'OpenQA::Exception::VNCSetupError', 'unknown VM');
+    like($e->message, qr/nosuchvm/, '... names it');
+    $e = error_of(sub { consoles::NativeVNC->new({vmware_vnc_over_ws_url => api_url($sim, 8)})->login });
+    isa_ok($e, 'OpenQA::Exception::VNCSetupError', 'powered-off VM');
+    like($e->message, qr/power|state/i, '... says why');
+
+    system $nativevnc, 'screenshot', '--ca-file', $sim->cert_file, '--url', api_url($sim, 7, 'root', 'wrong'),
+      '--out', "$tmp/x.png";
+    is($? >> 8, 3, 'nativevnc exits 3 on wrong credentials');
+};
+
+subtest 'TLS: CA file, pinned thumbprints, insecure, untrusted' => sub {
+    local $bmwqemu::vars{VMWARE_VNC_OVER_WS_REQUEST_ATTEMPTS} = 0;
+    local $bmwqemu::vars{VNC_CONNECT_TIMEOUT_LOCAL} = 1;
+    my $url = api_url($sim);
+    my $e = error_of(sub { consoles::NativeVNC->new({vmware_vnc_over_ws_url => $url})->login });
+    isa_ok($e, 'OpenQA::Exception::VNCSetupError', 'a self-signed certificate is not trusted by default');
+    like($e->message, qr/not trusted/, '... and the message says so');
+    for my $tp ($sim->sha1, $sim->sha256) {
+        local $bmwqemu::vars{VMWARE_VNC_OVER_WS_THUMBPRINT} = $tp;
+        my $vnc = consoles::NativeVNC->new({vmware_vnc_over_ws_url => $url});
+        is(error_of(sub { $vnc->login }), '', 'pinned to the API certificate\'s thumbprint ' . length $tp);
+        $vnc->socket(undef);
+    }
+    {
+        local $bmwqemu::vars{VMWARE_VNC_OVER_WS_THUMBPRINT} = '00' . substr($sim->sha256, 2);
+        $e = error_of(sub { consoles::NativeVNC->new({vmware_vnc_over_ws_url => $url})->login });
+        like($e->message, qr/thumbprint/i, 'a wrong pinned thumbprint is refused');
+    }
+    {
+        local $bmwqemu::vars{VMWARE_VNC_OVER_WS_INSECURE} = 1;
+        @warnings = ();
+        my $vnc = consoles::NativeVNC->new({vmware_vnc_over_ws_url => $url});
+        is(error_of(sub { $vnc->login }), '', 'insecure mode connects');
+        ok((grep { /not verified/ } @warnings), '... and warns in the log');
+        $vnc->socket(undef);
+    }
+    my $wrong = sim('--wrong-thumbprint');
+    local $bmwqemu::vars{VMWARE_VNC_OVER_WS_CA_FILE} = $wrong->cert_file;
+    $e = error_of(sub { consoles::NativeVNC->new({vmware_vnc_over_ws_url => api_url($wrong)})->login });
+    isa_ok($e, 'OpenQA::Exception::VNCSetupError', 'a console whose certificate does not match the ticket');
+    like($e->message, qr/thumbprint/i, '... is refused: the ticket pins it');
+};
+
+subtest 'the server closing mid-update: VNCProtocolError, then a relogin with a new ticket' => sub {
+    local $bmwqemu::vars{VMWARE_VNC_OVER_WS_CA_FILE} = $sim->cert_file;
+    my $vnc = consoles::NativeVNC->new({vmware_vnc_over_ws_url => api_url($sim)});
+    $vnc->login;
+    is(screen_matches($vnc, 'before the close'), 0, 'screen');
+    my $issued = $sim->stats->{tickets_issued};
+    $sim->control('close');
+    my $e = error_of(sub { wait_until(10, 'the close noticed', sub { $vnc->_open_client->poll; 0 }, interval => 0.1) });
+    isa_ok($e, 'NativeVNC::Error', 'the client reports the broken stream');
+    is($e->kind, 'protocol', '... as a protocol error');
+    type_text($vnc, "echo after > /tmp/relogin\n");
+    @warnings = ();
+    is(error_of(sub { $vnc->update_framebuffer }), '', 'update_framebuffer logs in again');
+    ok((grep { /^Error in VNC protocol - relogin: .*closed/ } @warnings), '... as os-autoinst does on VNCProtocolError')
+      or diag explain \@warnings;
+    is($sim->stats->{tickets_issued}, $issued + 1, 'with a fresh ticket');
+    is(guest_file('/tmp/relogin'), 'after', 'keys typed around the relogin arrived');
+    $vnc->socket(undef);
+};
+
+subtest 'tickets refused while the VM is being created are retried' => sub {
+    my $slow = sim('--refuse-tickets', 2);
+    local $bmwqemu::vars{VMWARE_VNC_OVER_WS_CA_FILE} = $slow->cert_file;
+    local $bmwqemu::vars{VMWARE_VNC_OVER_WS_REQUEST_DELAY} = 0.2;
+    @warnings = ();
+    my $vnc = consoles::NativeVNC->new({vmware_vnc_over_ws_url => api_url($slow)});
+    is(error_of(sub { $vnc->login }), '', 'login succeeds on the third try');
+    is(scalar(grep { /not been completely created, trying 1[01] more times\z/ } @warnings), 2, 'each failed try is logged')
+      or diag explain \@warnings;
+    $vnc->socket(undef);
+};
+
+subtest 'vCenter shapes: by inventory path and by name' => sub {
+    my $vc = sim('--flavour', 'vcenter');
+    local $bmwqemu::vars{VMWARE_VNC_OVER_WS_CA_FILE} = $vc->cert_file;
+    for my $vm ('?path=DC0/vm/sut', '?name=sut') {
+        my $vnc = consoles::NativeVNC->new({vmware_vnc_over_ws_url => api_url($vc, $vm)});
+        is(error_of(sub { $vnc->login }), '', "found $vm through vCenter's service content");
+        $vnc->socket(undef);
+    }
+};
+
+subtest 'os-autoinst variables: VMWARE_VNC_OVER_WS for the console of VIRSH_GUEST' => sub {
+    local @bmwqemu::vars{qw(VMWARE_VNC_OVER_WS VMWARE_HOST VMWARE_USERNAME VMWARE_PASSWORD VIRSH_GUEST VIRSH_VM_ID)} =
+      (1, $sim->host . ':' . $sim->port, 'root', $password, 'sut-host', 7);
+    local $bmwqemu::vars{VMWARE_VNC_OVER_WS_CA_FILE} = $sim->cert_file;
+    my $vnc = consoles::NativeVNC->new({hostname => 'sut-host', port => 5901});
+    is(error_of(sub { $vnc->login }), '', 'connects through vSphere, password and VM id from the variables');
+    is(screen_matches($vnc, 'the screen'), 0, 'the screen');
+    $vnc->socket(undef);
+    local $bmwqemu::vars{VMWARE_PASSWORD};
+    my $e = error_of(sub { consoles::NativeVNC->new({hostname => 'sut-host'})->login });
+    like($e->message, qr/VMWARE_VNC_OVER_WS set but not VMWARE_HOST\/VMWARE_PASSWORD/, 'a missing password');
+};
+
+subtest 'nativevnc screenshot and proxy' => sub {
+    my $url = api_url($sim, '?name=sut');
+    system $nativevnc, 'screenshot', '--ca-file', $sim->cert_file, '--url', $url, '--out', "$tmp/cli.ppm";
+    is($?, 0, 'nativevnc screenshot over webmks');
+    is(differing_pixels(NativeVNC::Test::Guest::read_ppm("$tmp/cli.ppm"), $guest->screendump), 0,
+        'equals the screendump');
+
+    my $log = "$tmp/proxy.log";
+    my $pid = spawn_group([$nativevnc, 'proxy', '--listen', '127.0.0.1:0', '--ca-file', $sim->cert_file, '--url', $url],
+        log => $log);
+    my $port = wait_until(10, 'the proxy listening', sub { file_tail($log) =~ /listening on 127\.0\.0\.1:(\d+)/ && $1 });
+    my $before = $sim->stats->{tickets_issued};
+    for my $n (1 .. 2) {
+        system $nativevnc, 'screenshot', '--url', "vnc://127.0.0.1:$port", '--encodings', 'raw', '--out', "$tmp/p$n.ppm";
+        is($?, 0, "a plain VNC client through the proxy ($n)");
+        is(differing_pixels(NativeVNC::Test::Guest::read_ppm("$tmp/p$n.ppm"), $guest->screendump), 0, '... sees the screen');
+    }
+    is($sim->stats->{tickets_issued} - $before, 2, 'a fresh ticket per viewer');
+    stop_group($pid);
+    unlike(file_tail($log, 100000), qr/\Q$password\E/, 'the proxy log holds no password');
+};
+
+subtest 'no secret in any log line' => sub {
+    my $all = join "\n", @warnings, @diags, file_tail($sim->log_path, 1000000);
+    unlike($all, qr/\Q$password\E/, 'no password');
+    unlike($all, qr/vmware_soap_session=/, 'no session cookie');
+};
+
+done_testing;

@@ -1,0 +1,198 @@
+package NativeVNC::Test::WebmksSim;
+
+use v5.36;
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use JSON::PP ();
+use Time::HiRes qw(time);
+
+use NativeVNC::Test::Util qw(repo_root wait_until spawn_group stop_group reap file_tail);
+
+=head1 NAME
+
+NativeVNC::Test::WebmksSim - the webmks simulator (a fake ESXi host or vCenter) for the tests
+
+=head1 SYNOPSIS
+
+  use lib 't/lib';
+  use NativeVNC::Test::WebmksSim;
+
+  my $sim = NativeVNC::Test::WebmksSim->start(
+      vnc_host => $guest->vnc_host, vnc_port => $guest->vnc_port,   # the real VNC server behind the console
+      password => 'secret',                                         # SOAP password of user root
+      args     => ['--flavour', 'vcenter', '--vm', 'sut,moid=vm-7'],
+  );
+  my $url = $sim->url(vm => 'sut');          # https://root:secret@127.0.0.1:PORT/?name=sut
+  say $sim->sha1, ' ', $sim->sha256;         # the certificate's thumbprints, AB:CD:…
+  $sim->control('freeze');                   # POST /_sim/freeze
+  $sim->control('refuse-tickets', n => 2);   # POST /_sim/refuse-tickets?n=2
+  is $sim->stats->{logins}, 1;               # GET /_sim/stats, decoded
+  $sim->stop;                                # also done by DESTROY
+
+=head1 DESCRIPTION
+
+Runs F<target/release/webmks-sim> (see C<webmks-sim --help>) in its own process group, listening on
+127.0.0.1 with a fresh self-signed certificate, written to C<cert_file>. Its stdout and stderr (the start line
+and the request log) go to C<log_path> in a temporary directory, removed at exit unless C<NATIVEVNC_KEEP_TMP>
+is set.
+
+=head1 METHODS
+
+=head2 start(%opt)
+
+Starts the simulator and waits (at most C<start_timeout> seconds, default 20) for its start line. Options:
+C<password> (required), C<user> (default root), C<vnc_host> and C<vnc_port> (the VNC server behind every
+console; without them /ticket cannot be served), C<vnc_password>, C<port> (fixed port, default: any free one),
+C<args> (array of further command-line options). Dies with the log's tail if the program is missing or exits.
+
+=cut
+
+sub binary ($class = undef) {
+    return repo_root() . '/target/release/webmks-sim';
+}
+
+sub start ($class, %opt) {
+    croak 'password is required' unless defined $opt{password};
+    my $binary = binary();
+    croak "$binary missing: build it (cargo build --release --workspace, or make)" unless -x $binary;
+    my $tmp = tempdir('nativevnc-webmks-sim-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{NATIVEVNC_KEEP_TMP});
+    my $self = bless { opt => \%opt, tmp => $tmp, owner => $$, user => $opt{user} // 'root' }, $class;
+    my @command = (
+        $binary, '--listen', '127.0.0.1:' . ($opt{port} // 0),
+        '--user', $self->{user}, '--cert-out', $self->cert_file,
+    );
+    push @command, '--vnc', "$opt{vnc_host}:$opt{vnc_port}" if defined $opt{vnc_port};
+    push @command, @{ $opt{args} // [] };
+    $self->{command} = \@command;
+    local $ENV{WEBMKS_SIM_PASSWORD} = $opt{password};
+    local $ENV{WEBMKS_SIM_VNC_PASSWORD} = $opt{vnc_password} if defined $opt{vnc_password};
+    $self->{pid} = spawn_group(\@command, log => $self->log_path);
+    my $line = wait_until($opt{start_timeout} // 20, 'webmks-sim start line', sub {
+        $self->_check_alive;
+        open my $fh, '<', $self->log_path or return;
+        while (my $l = <$fh>) {
+            return $l if $l =~ /^webmks-sim listening on /;
+        }
+        return;
+    });
+    $line =~ m{^webmks-sim listening on https://([^/]+):(\d+)/sdk sha1=([0-9A-F:]+) sha256=([0-9A-F:]+)$}
+      or croak "unexpected start line: $line";
+    @$self{qw(host port sha1 sha256)} = ($1, $2, $3, $4);
+    return $self;
+}
+
+sub _check_alive ($self) {
+    return if $self->alive;
+    croak sprintf "webmks-sim exited (wait status %s); its log ends with:\n%s", $self->{exit_status} // '?',
+      file_tail($self->log_path);
+}
+
+=head2 host, port, sha1, sha256, cert_file, log_path, pid, command, user, password
+
+Where it listens (C<127.0.0.1> and the port from the start line), the certificate's thumbprints (uppercase hex
+pairs joined by C<:>), the PEM certificate (usable as a CA file), the log, the process (also its process
+group), the command line (array ref), and the SOAP credentials.
+
+=cut
+
+sub host ($self) { return $self->{host} }
+sub port ($self) { return $self->{port} }
+sub sha1 ($self) { return $self->{sha1} }
+sub sha256 ($self) { return $self->{sha256} }
+sub cert_file ($self) { return "$self->{tmp}/cert.pem" }
+sub log_path ($self) { return "$self->{tmp}/webmks-sim.log" }
+sub pid ($self) { return $self->{pid} }
+sub command ($self) { return $self->{command} }
+sub user ($self) { return $self->{user} }
+sub password ($self) { return $self->{opt}{password} }
+
+=head2 alive
+
+True while the process has not exited (reaps it if it has).
+
+=cut
+
+sub alive ($self) {
+    return 0 unless $self->{pid};
+    return 1 unless defined(my $status = reap($self->{pid}, 0));
+    $self->{exit_status} = $status;
+    delete $self->{pid};
+    return 0;
+}
+
+=head2 url(%opt)
+
+An API URL with credentials: C<https://USER:PASSWORD@127.0.0.1:PORT/> followed by C<moid> (C<< moid => 'vm-7' >>
+gives C</vm-7>) or C<?name=VM> (C<< vm => 'sut' >>). Options C<user> and C<password> override the simulator's;
+C<scheme> replaces C<https>. User and password are percent-encoded.
+
+=cut
+
+sub _escape ($s) {
+    $s =~ s/([^A-Za-z0-9\-._~])/sprintf '%%%02X', ord $1/ge;
+    return $s;
+}
+
+sub url ($self, %opt) {
+    my $auth = join ':', _escape($opt{user} // $self->user), _escape($opt{password} // $self->password);
+    my $target = defined $opt{moid} ? _escape($opt{moid}) : defined $opt{vm} ? '?name=' . _escape($opt{vm}) : '';
+    return sprintf '%s://%s@%s:%d/%s', $opt{scheme} // 'https', $auth, $self->host, $self->port, $target;
+}
+
+sub _http ($self) {
+    return $self->{http} //= HTTP::Tiny->new(timeout => 10, verify_SSL => 0, agent => 'NativeVNC-tests');
+}
+
+=head2 control($action, %query)
+
+C<POST /_sim/$action> with the query (C<close>, C<freeze>, C<thaw>, C<< refuse-tickets => n => N >>); returns the
+response text, dies on a non-2xx status.
+
+=cut
+
+sub control ($self, $action, %query) {
+    my $url = sprintf 'https://%s:%d/_sim/%s', $self->host, $self->port, $action;
+    $url .= '?' . join '&', map { "$_=" . _escape($query{$_}) } sort keys %query if %query;
+    my $r = $self->_http->post($url);
+    croak "POST /_sim/$action: $r->{status} $r->{reason}: $r->{content}" unless $r->{success};
+    return $r->{content};
+}
+
+=head2 stats
+
+C<GET /_sim/stats>, decoded: a hash of counters (C<logins>, C<failed_logins>, C<logouts>, C<tickets_issued>,
+C<tickets_used>, C<tickets_rejected>, C<sessions_open>, C<sessions_total>, C<updates_sent>, C<key_events>,
+C<vmw_key_events>, C<pointer_events>, C<wheel_events>, C<set_pixel_format_ignored>) and C<last_set_encodings>
+(array).
+
+=cut
+
+sub stats ($self) {
+    my $r = $self->_http->get(sprintf 'https://%s:%d/_sim/stats', $self->host, $self->port);
+    croak "GET /_sim/stats: $r->{status} $r->{reason}: $r->{content}" unless $r->{success};
+    return JSON::PP::decode_json($r->{content});
+}
+
+=head2 stop($timeout = 10)
+
+SIGTERM to the process group, at most C<$timeout> seconds to exit, then SIGKILL; reaped. DESTROY calls it.
+
+=cut
+
+sub stop ($self, $timeout = 10) {
+    return unless $self->{pid} && $$ == $self->{owner};
+    $self->{exit_status} = stop_group($self->{pid}, timeout => $timeout);
+    delete $self->{pid};
+}
+
+sub DESTROY ($self) {
+    return unless ($self->{owner} // 0) == $$;
+    local ($@, $?, $!);
+    eval { $self->stop };
+}
+
+1;
