@@ -15,7 +15,7 @@ use bmwqemu;
 use cv;
 use OpenQA::Exceptions;
 use NativeVNC::Test::Guest;
-use NativeVNC::Test::Util qw(wait_until group_pids);
+use NativeVNC::Test::Util qw(wait_until group_pids differing_pixels);
 
 use consoles::NativeVNC;
 
@@ -49,16 +49,6 @@ sub screen_rgb ($image) {
     $image->write($file) or die "tinycv could not write $file";
     my $ppm = NativeVNC::Test::Guest::read_ppm($file);
     return $ppm;
-}
-
-sub differing_pixels ($a, $b) {
-    return 'size differs' if $a->{width} != $b->{width} || $a->{height} != $b->{height};
-    return 0 if $a->{rgb} eq $b->{rgb};
-    my $n = 0;
-    for my $i (0 .. $a->{width} * $a->{height} - 1) {
-        ++$n if substr($a->{rgb}, $i * 3, 3) ne substr($b->{rgb}, $i * 3, 3);
-    }
-    return $n;
 }
 
 # Requests updates until the screen equals QEMU's screendump (the guest may still be drawing); returns the

@@ -36,7 +36,7 @@ use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use NativeVNC;
 use NativeVNC::Test::Guest;
-use NativeVNC::Test::Util qw(group_pids live_groups);
+use NativeVNC::Test::Util qw(group_pids live_groups differing_pixels);
 
 $SIG{ALRM} = sub { diag 'test did not finish within 300s'; exit 1 };
 alarm 300;
@@ -93,23 +93,6 @@ sub image_screen ($image) {
     }
     die "NativeVNC::Image: write() and get_pixel() disagree at $bad sampled pixels\n" if $bad;
     return $screen;
-}
-
-# Pixels that differ: (count, [descriptions of the first few]).
-sub differing_pixels ($got, $want, $first = 6) {
-    return (-1, ["size $got->{width}x$got->{height}, expected $want->{width}x$want->{height}"])
-      if $got->{width} != $want->{width} || $got->{height} != $want->{height};
-    return (0, []) if $got->{rgb} eq $want->{rgb};
-    my $xor = $got->{rgb} ^ $want->{rgb};
-    my ($count, @list) = (0);
-    while ($xor =~ /[^\0]/g) {
-        my $p = int((pos($xor) - 1) / 3);
-        $count++;
-        push @list, sprintf('(%d,%d): client %s, QEMU %s', $p % $want->{width}, int($p / $want->{width}),
-            map { join ',', unpack 'C3', substr($_->{rgb}, $p * 3, 3) } $got, $want) if @list < $first;
-        pos($xor) = ($p + 1) * 3;
-    }
-    return ($count, \@list);
 }
 
 sub same_screen ($got, $want, $name) {

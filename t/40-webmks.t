@@ -15,7 +15,7 @@ use cv;
 use OpenQA::Exceptions;
 use NativeVNC::Test::Guest;
 use NativeVNC::Test::WebmksSim;
-use NativeVNC::Test::Util qw(repo_root wait_until spawn_group stop_group file_tail);
+use NativeVNC::Test::Util qw(repo_root wait_until spawn_group stop_group file_tail differing_pixels);
 
 use consoles::NativeVNC;
 
@@ -55,16 +55,6 @@ sub screen_rgb ($image) {
     my $file = "$tmp/screen.ppm";
     $image->write($file) or die "tinycv could not write $file";
     return NativeVNC::Test::Guest::read_ppm($file);
-}
-
-sub differing_pixels ($a, $b) {
-    return 'size differs' if $a->{width} != $b->{width} || $a->{height} != $b->{height};
-    return 0 if $a->{rgb} eq $b->{rgb};
-    my $n = 0;
-    for my $i (0 .. $a->{width} * $a->{height} - 1) {
-        ++$n if substr($a->{rgb}, $i * 3, 3) ne substr($b->{rgb}, $i * 3, 3);
-    }
-    return $n;
 }
 
 sub screen_matches ($vnc, $what) {
@@ -264,7 +254,7 @@ subtest 'nativevnc screenshot and proxy' => sub {
     my $url = api_url($sim, '?name=sut');
     system $nativevnc, 'screenshot', '--ca-file', $sim->cert_file, '--url', $url, '--out', "$tmp/cli.ppm";
     is($?, 0, 'nativevnc screenshot over webmks');
-    is(differing_pixels(NativeVNC::Test::Guest::read_ppm("$tmp/cli.ppm"), $guest->screendump), 0,
+    is(scalar differing_pixels(NativeVNC::Test::Guest::read_ppm("$tmp/cli.ppm"), $guest->screendump), 0,
         'equals the screendump');
 
     my $log = "$tmp/proxy.log";
@@ -275,7 +265,7 @@ subtest 'nativevnc screenshot and proxy' => sub {
     for my $n (1 .. 2) {
         system $nativevnc, 'screenshot', '--url', "vnc://127.0.0.1:$port", '--encodings', 'raw', '--out', "$tmp/p$n.ppm";
         is($?, 0, "a plain VNC client through the proxy ($n)");
-        is(differing_pixels(NativeVNC::Test::Guest::read_ppm("$tmp/p$n.ppm"), $guest->screendump), 0, '... sees the screen');
+        is(scalar differing_pixels(NativeVNC::Test::Guest::read_ppm("$tmp/p$n.ppm"), $guest->screendump), 0, '... sees the screen');
     }
     is($sim->stats->{tickets_issued} - $before, 2, 'a fresh ticket per viewer');
     stop_group($pid);

@@ -482,59 +482,6 @@ async fn ticket_refusals() {
     assert!(stats.contains("\"tickets_rejected\":3,") && stats.contains("\"logouts\":1,"), "{stats}");
 }
 
-/// Manual check against a real VNC server (the QEMU test guest): set `WEBMKS_SIM_MANUAL_VNC=HOST:PORT` and
-/// `WEBMKS_SIM_MANUAL_PPM=FILE`, run with `--ignored`. Writes the screen as seen through the simulator to
-/// FILE, then types `touch /tmp/webmks-ok` and Enter as VMWKeyEvent scancodes.
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs a real VNC server: WEBMKS_SIM_MANUAL_VNC=HOST:PORT"]
-async fn manual_check_against_a_real_vnc_server() {
-    let vnc = std::env::var("WEBMKS_SIM_MANUAL_VNC").unwrap();
-    let ppm = std::env::var("WEBMKS_SIM_MANUAL_PPM").unwrap();
-    let vnc_port: u16 = vnc.rsplit(':').next().unwrap().parse().unwrap();
-    let sim = start_sim(vnc_port, &[]);
-    let (_, url) = login_and_ticket(&sim).await;
-    let mut ws = connect(&sim, &url, Some("binary")).await.unwrap();
-    let config = Config {
-        encodings: vec![
-            enc::TIGHT_PNG,
-            enc::DESKTOP_SIZE,
-            enc::VMW_CURSOR_STATE,
-            enc::VMW_LED_STATE,
-            enc::VMW_SERVER_CAPS,
-        ],
-        pixel_format: None,
-        ..Config::default()
-    };
-    let mut session = Session::new(config, Credentials::default());
-    let mut seen = Seen::default();
-    pump(&mut ws, &mut session, &mut seen, |s, _| s.is_open()).await;
-    session.request_update(false);
-    ws.send(Message::binary(session.take_output())).await.unwrap();
-    let started = std::time::Instant::now();
-    pump(&mut ws, &mut session, &mut seen, |s, _| s.updates_received() == 1).await;
-    eprintln!("first full update after {:?}; rects {:?}", started.elapsed(), session.rects_by_encoding());
-    let fb = session.framebuffer().unwrap();
-    let mut out = format!("P6\n{} {}\n255\n", fb.width(), fb.height()).into_bytes();
-    for p in fb.pixels() {
-        out.extend_from_slice(&[(p >> 16) as u8, (p >> 8) as u8, *p as u8]);
-    }
-    std::fs::write(&ppm, out).unwrap();
-    // t o u c h space / t m p / w e b m k s - o k Enter, as set 1 scancodes.
-    let scancodes = [
-        0x14, 0x18, 0x16, 0x2e, 0x23, 0x39, 0x35, 0x14, 0x32, 0x19, 0x35, 0x11, 0x12, 0x30, 0x32, 0x25, 0x1f, 0x0c,
-        0x18, 0x25, 0x1c,
-    ];
-    for sc in scancodes {
-        send(&mut ws, ClientMessage::VmwKeyEvent { down: true, scancode: sc }).await;
-        send(&mut ws, ClientMessage::VmwKeyEvent { down: false, scancode: sc }).await;
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    session.request_update(true);
-    ws.send(Message::binary(session.take_output())).await.unwrap();
-    pump(&mut ws, &mut session, &mut seen, |s, _| s.updates_received() >= 2).await;
-    eprintln!("server caps {:?}, pseudo {:?}", seen.vmw_messages, seen.pseudo);
-}
-
 /// Connects, handshakes with VMware extensions and receives the first full update.
 async fn open_console(sim: &Sim) -> (Client, Session, Seen) {
     let (_, url) = login_and_ticket(sim).await;

@@ -17,7 +17,7 @@ use Time::HiRes qw(time sleep);
 our @EXPORT_OK = qw(
   repo_root free_tcp_port free_x_display wait_until with_timeout
   spawn_group signal_group reap stop_group group_pids live_groups
-  read_exactly rgb_at crop_rgb file_tail rfb_probe mirror_bits child_pids
+  read_exactly rgb_at crop_rgb differing_pixels file_tail rfb_probe mirror_bits child_pids
 );
 
 # Process groups started by spawn_group in this process and not reaped yet: pid => owner pid.
@@ -344,6 +344,12 @@ sub read_exactly ($socket, $length, $timeout = 10) {
     return $buffer;
 }
 
+=head2 differing_pixels($got, $want, $first = 6)
+
+Compares two images C<{width, height, rgb}>: the number of pixels that differ (-1 if the sizes differ) and a
+list of descriptions of the first C<$first> of them, C<(x,y): client R,G,B, server R,G,B>. In scalar context
+only the number.
+
 =head2 rgb_at($image, $x, $y)
 
 The (R, G, B) list of pixel C<$x>,C<$y> of an image hashref C<{width, height, rgb}>.
@@ -353,6 +359,24 @@ The (R, G, B) list of pixel C<$x>,C<$y> of an image hashref C<{width, height, rg
 The packed R,G,B bytes (row-major) of a rectangle of such an image.
 
 =cut
+
+sub differing_pixels ($got, $want, $first = 6) {
+    my ($count, @list) = (0);
+    if ($got->{width} != $want->{width} || $got->{height} != $want->{height}) {
+        ($count, @list) = (-1, "size $got->{width}x$got->{height}, expected $want->{width}x$want->{height}");
+    }
+    elsif ($got->{rgb} ne $want->{rgb}) {
+        my $xor = $got->{rgb} ^ $want->{rgb};
+        while ($xor =~ /[^\0]/g) {
+            my $p = int((pos($xor) - 1) / 3);
+            $count++;
+            push @list, sprintf('(%d,%d): client %s, server %s', $p % $want->{width}, int($p / $want->{width}),
+                map { join ',', unpack 'C3', substr($_->{rgb}, $p * 3, 3) } $got, $want) if @list < $first;
+            pos($xor) = ($p + 1) * 3;
+        }
+    }
+    return wantarray ? ($count, \@list) : $count;
+}
 
 sub rgb_at ($image, $x, $y) {
     croak "pixel $x,$y outside $image->{width}x$image->{height}"
