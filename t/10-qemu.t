@@ -96,6 +96,8 @@ subtest 'typing reaches the guest exactly' => sub {
     like(qemu_log(), qr/vnc_key_event_ext down 1, sym 0x40, keycode 0x3 /, 'keys went as scancodes: @ is the 2 key');
 
     type_text($vnc, "echo \$((6 * 7))0042\n");
+    # The keys are sent; let the guest echo them and run the command (slow under load) before comparing.
+    $guest->wait_screen_stable(30, 0.5);
     is(screen_matches($vnc, 'the screen after typing'), 0, 'the screen equals the screendump after typing');
     $vnc->_framebuffer->write("$tmp/typed.png");
     my $ocr = `tesseract $tmp/typed.png - 2>/dev/null`;

@@ -366,7 +366,7 @@ sub differing_pixels ($got, $want, $first = 6) {
         ($count, @list) = (-1, "size $got->{width}x$got->{height}, expected $want->{width}x$want->{height}");
     }
     elsif ($got->{rgb} ne $want->{rgb}) {
-        my $xor = $got->{rgb} ^ $want->{rgb};
+        my $xor = $got->{rgb} ^. $want->{rgb};
         while ($xor =~ /[^\0]/g) {
             my $p = int((pos($xor) - 1) / 3);
             $count++;

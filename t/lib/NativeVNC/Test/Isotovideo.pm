@@ -1,0 +1,104 @@
+package NativeVNC::Test::Isotovideo;
+
+use v5.36;
+use strict;
+use warnings;
+
+use File::Temp qw(tempdir);
+use JSON::PP ();
+use Time::HiRes qw(time sleep);
+
+use NativeVNC::Test::Util qw(repo_root free_tcp_port spawn_group reap stop_group signal_group group_pids file_tail);
+
+my $json = JSON::PP->new->canonical->pretty;
+
+=head1 NAME
+
+NativeVNC::Test::Isotovideo - real isotovideo runs of the test distribution in F<t/distri> with NativeVNC::Hook
+
+=head1 SYNOPSIS
+
+  use lib 't/lib';
+  use NativeVNC::Test::Isotovideo;
+
+  my $run = NativeVNC::Test::Isotovideo->start(VNC_CLIENT => 'native');
+  $run->finish(300) or die 'isotovideo did not finish';
+  say $run->result;          # 'ok', 'fail', ... of tests/shell.pm, or 'no result'
+  say $run->log;             # isotovideo's standard output and error: the job's log
+
+=head1 DESCRIPTION
+
+C<start(%vars)> writes F<vars.json> into a fresh pool directory: the qemu backend with the busybox guest of
+F<tools/build-guest> (C<KERNEL>, C<INITRD>, C<APPEND=vga=792 ...>, C<QEMU=x86_64>, C<QEMU_NO_KVM=1>), a free
+VNC display, C<CASEDIR>, C<PRODUCTDIR> and C<NEEDLES_DIR> in F<t/distri>, plus C<%vars>; then runs
+C<isotovideo> there in its own process group with C<PERL5OPT=-MNativeVNC::Hook> and the build's F<blib> in
+C<PERL5LIB>, as the README's worker set-up does. C<pid>, C<pool>, C<finish($timeout)> (true once it exited),
+C<result>, C<log>, C<stop> (also on DESTROY).
+
+=cut
+
+sub start ($class, %vars) {
+    my $root = repo_root();
+    my $pool = tempdir('nativevnc-isotovideo-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{NATIVEVNC_KEEP_TMP});
+    my %all = (
+        BACKEND => 'qemu',
+        KERNEL => "$root/build/guest/vmlinuz",
+        INITRD => "$root/build/guest/initrd.gz",
+        APPEND => 'vga=792 quiet loglevel=1',
+        QEMU => 'x86_64',
+        QEMU_NO_KVM => 1,
+        QEMURAM => 256,
+        NOVIDEO => 1,
+        HDDSIZEGB => 1,
+        VNC => free_tcp_port(from => 5910, to => 5999) - 5900,
+        DISTRI => 'nativevnc',
+        CASEDIR => "$root/t/distri",
+        PRODUCTDIR => "$root/t/distri",
+        NEEDLES_DIR => "$root/t/distri/needles",
+        %vars,
+    );
+    open my $fh, '>', "$pool/vars.json" or die "$pool/vars.json: $!";
+    print {$fh} $json->encode(\%all);
+    close $fh;
+    local $ENV{PERL5OPT} = '-MNativeVNC::Hook';
+    local $ENV{PERL5LIB} = join ':', "$root/blib/lib", "$root/blib/arch", $ENV{PERL5LIB} // ();
+    my $self = bless { pool => $pool, owner => $$ }, $class;
+    # isotovideo reads vars.json from its working directory.
+    require Cwd;
+    my $cwd = Cwd::getcwd();
+    chdir $pool or die "$pool: $!";
+    $self->{pid} = spawn_group(['isotovideo'], log => "$pool/isotovideo.log");
+    chdir $cwd or die "$cwd: $!";
+    return $self;
+}
+
+sub pid ($self) { $self->{pid} }
+sub pool ($self) { $self->{pool} }
+
+sub finish ($self, $timeout) {
+    my $pid = $self->{pid} or return 1;
+    my $status = reap($pid, $timeout);
+    return 0 unless defined $status;
+    $self->{status} = $status;
+    delete $self->{pid};
+    # Whatever isotovideo left behind in its group (QEMU, if it did not stop it).
+    signal_group($pid, 'KILL') if group_pids($pid);
+    return 1;
+}
+
+sub result ($self) {
+    open my $fh, '<', "$self->{pool}/testresults/result-shell.json" or return 'no result';
+    local $/;
+    return eval { $json->decode(<$fh>)->{result} } // 'no result';
+}
+
+sub log ($self) { file_tail("$self->{pool}/isotovideo.log", 100_000_000) }
+
+sub stop ($self) {
+    return unless $self->{pid} && $self->{owner} == $$;
+    stop_group(delete $self->{pid});
+}
+
+sub DESTROY ($self) { $self->stop }
+
+1;
