@@ -15,7 +15,7 @@ use bmwqemu;
 use cv;
 use OpenQA::Exceptions;
 use NativeVNC::Test::Guest;
-use NativeVNC::Test::Util qw(wait_until group_pids differing_pixels);
+use NativeVNC::Test::Util qw(wait_until group_pids);
 
 use consoles::NativeVNC;
 
@@ -43,33 +43,6 @@ sub qemu_log () {
     return <$fh>;
 }
 
-# The framebuffer as packed R,G,B, through tinycv's own PPM writer.
-sub screen_rgb ($image) {
-    my $file = "$tmp/screen.ppm";
-    $image->write($file) or die "tinycv could not write $file";
-    my $ppm = NativeVNC::Test::Guest::read_ppm($file);
-    return $ppm;
-}
-
-# Requests updates until the screen equals QEMU's screendump (the guest may still be drawing); returns the
-# number of differing pixels at the end.
-sub screen_matches ($vnc, $what) {
-    my $diff;
-    wait_until(
-        20, $what,
-        sub {
-            $vnc->send_update_request(0);
-            my $deadline = time + 2;
-            sleep 0.02 until $vnc->update_framebuffer || time > $deadline;
-            return 0 unless $vnc->_framebuffer;
-            $diff = differing_pixels(screen_rgb($vnc->_framebuffer), $guest->screendump);
-            return $diff eq '0';
-        },
-        interval => 0.2
-    ) if 1;
-    return $diff;
-}
-
 sub type_text ($vnc, $text) {
     my %names = ("\n" => 'ret', ' ' => 'spc', '-' => 'minus', "\t" => 'tab');
     $vnc->map_and_send_key($names{$_} // $_, undef, 0.25 / 30) for split //, $text;
@@ -83,7 +56,7 @@ subtest 'login and the first screen' => sub {
     is($vnc->_rfb_version, '003.008', 'RFB 3.8');
     ok($vnc->socket, 'a socket handle while connected');
     ok($vnc->socket->connected, '... that says it is connected');
-    is(screen_matches($vnc, 'the first screen'), 0, 'the framebuffer equals QEMU\'s screendump');
+    is($guest->console_matches($vnc, 'the first screen', 20), 0, 'the framebuffer equals QEMU\'s screendump');
     isa_ok($vnc->_framebuffer, 'tinycv::Image', 'the framebuffer');
     ok($vnc->encoding_counts->{16}, 'QEMU sent ZRLE, the default first choice');
 };
@@ -98,7 +71,7 @@ subtest 'typing reaches the guest exactly' => sub {
     type_text($vnc, "echo \$((6 * 7))0042\n");
     # The keys are sent; let the guest echo them and run the command (slow under load) before comparing.
     $guest->wait_screen_stable(30, 0.5);
-    is(screen_matches($vnc, 'the screen after typing'), 0, 'the screen equals the screendump after typing');
+    is($guest->console_matches($vnc, 'the screen after typing', 20), 0, 'the screen equals the screendump after typing');
     $vnc->_framebuffer->write("$tmp/typed.png");
     my $ocr = `tesseract $tmp/typed.png - 2>/dev/null`;
     like($ocr, qr/^420042\s*$/m, "the command's output is on the screen (OCR)") or diag $ocr;
@@ -176,7 +149,7 @@ subtest 'a forked child connects on its own' => sub {
     waitpid $pid, 0;
     is($?, 0, 'the child logged in and received the screen, also through the object it inherited');
     $vnc->send_update_request(0);
-    is(screen_matches($vnc, 'the parent after the fork'), 0, 'the parent\'s connection still works');
+    is($guest->console_matches($vnc, 'the parent after the fork', 20), 0, 'the parent\'s connection still works');
 };
 
 # The signal mask of each thread of this process, by thread name.
@@ -241,7 +214,7 @@ subtest 'signals go to perl, never to the core\'s threads' => sub {
         is($?, 0, "round $round: the process survived the storm, handled signals and decoded updates");
     }
     $guest->run('sleep 1');
-    is(screen_matches($vnc, 'the screen after the storm'), 0, 'this process\'s connection still matches the screendump');
+    is($guest->console_matches($vnc, 'the screen after the storm', 20), 0, 'this process\'s connection still matches the screendump');
 };
 
 subtest 'the server dies mid-session' => sub {

@@ -46,34 +46,6 @@ sub sim (@args) {
         args => ['--vm', 'sut,moid=7', '--vm', 'other,moid=8,power=off', @args]);
 }
 
-sub api_url ($sim, $vm = '7', $user = 'root', $pass = $password) {
-    my $p = $pass =~ s/([^A-Za-z0-9_.~-])/sprintf '%%%02X', ord $1/ger;
-    return sprintf 'https://%s:%s@%s:%d/%s', $user, $p, $sim->host, $sim->port, $vm;
-}
-
-sub screen_rgb ($image) {
-    my $file = "$tmp/screen.ppm";
-    $image->write($file) or die "tinycv could not write $file";
-    return NativeVNC::Test::Guest::read_ppm($file);
-}
-
-sub screen_matches ($vnc, $what) {
-    my $diff = 'no screen';
-    wait_until(
-        30, $what,
-        sub {
-            $vnc->send_update_request(0);
-            my $deadline = time + 2;
-            sleep 0.02 until $vnc->update_framebuffer || time > $deadline;
-            return 0 unless $vnc->_framebuffer;
-            $diff = differing_pixels(screen_rgb($vnc->_framebuffer), $guest->screendump);
-            return $diff eq '0';
-        },
-        interval => 0.2
-    );
-    return $diff;
-}
-
 sub type_text ($vnc, $text) {
     my %names = ("\n" => 'ret', ' ' => 'spc', '-' => 'minus', "\t" => 'tab');
     $vnc->map_and_send_key($names{$_} // $_, undef, 0.25 / 30) for split //, $text;
@@ -89,12 +61,12 @@ sub error_of ($code) { eval { $code->(); 1 } ? '' : $@ }
 my $sim = sim('--extra-vmware-messages');
 
 subtest 'a webmks console: screen, typing with VMware scancodes' => sub {
-    my $vnc = consoles::NativeVNC->new({vmware_vnc_over_ws_url => api_url($sim), hostname => 'sut-host'});
+    my $vnc = consoles::NativeVNC->new({vmware_vnc_over_ws_url => $sim->url(moid => 7), hostname => 'sut-host'});
     local $bmwqemu::vars{VMWARE_VNC_OVER_WS_CA_FILE} = $sim->cert_file;
     is($vnc->login, undef, 'login over webmks');
     is($vnc->description, 'VNC over WebSockets server provided by VMWare', 'os-autoinst\'s description');
     is($vnc->width, 1024, 'width');
-    is(screen_matches($vnc, 'the first screen'), 0, 'the framebuffer equals QEMU\'s screendump (TightPNG)');
+    is($guest->console_matches($vnc, 'the first screen'), 0, 'the framebuffer equals QEMU\'s screendump (TightPNG)');
     my $counts = $vnc->encoding_counts;
     ok($counts->{-260}, 'the simulator sent TightPNG');
     ok($counts->{0x574d5664}, 'and a VMware cursor');
@@ -108,14 +80,14 @@ subtest 'a webmks console: screen, typing with VMware scancodes' => sub {
     is($stats->{key_events}, 0, 'and no X11 keysyms');
     is($stats->{set_pixel_format_ignored}, 0, 'no SetPixelFormat was sent');
     type_text($vnc, "clear\n");
-    is(screen_matches($vnc, 'the screen after typing'), 0, 'the screen equals the screendump after typing');
+    is($guest->console_matches($vnc, 'the screen after typing'), 0, 'the screen equals the screendump after typing');
     is($stats->{logouts}, $stats->{logins}, 'the API session was logged out');
     $vnc->socket(undef);
 };
 
 subtest 'every login takes a fresh one-shot ticket' => sub {
     my $before = $sim->stats;
-    my $vnc = consoles::NativeVNC->new({vmware_vnc_over_ws_url => api_url($sim, '?name=sut')});
+    my $vnc = consoles::NativeVNC->new({vmware_vnc_over_ws_url => $sim->url(vm => 'sut')});
     local $bmwqemu::vars{VMWARE_VNC_OVER_WS_CA_FILE} = $sim->cert_file;
     $vnc->login;
     $vnc->login;
@@ -123,7 +95,7 @@ subtest 'every login takes a fresh one-shot ticket' => sub {
     is($after->{tickets_issued} - $before->{tickets_issued}, 2, 'two logins, two tickets (found by name)');
     is($after->{tickets_used} - $before->{tickets_used}, 2, 'each used once');
 
-    my $url = `$nativevnc ticket --ca-file @{[$sim->cert_file]} --url '@{[api_url($sim)]}'`;
+    my $url = `$nativevnc ticket --ca-file @{[$sim->cert_file]} --url '@{[$sim->url(moid => 7)]}'`;
     is($?, 0, 'nativevnc ticket');
     chomp $url;
     like($url, qr{\Awss://127\.0\.0\.1:@{[$sim->port]}/ticket/\S+\z}, 'prints the wss URL');
@@ -144,20 +116,20 @@ subtest 'errors: wrong password, unknown VM, powered off' => sub {
     local $bmwqemu::vars{VMWARE_VNC_OVER_WS_REQUEST_DELAY} = 0.1;
     local $bmwqemu::vars{VNC_CONNECT_TIMEOUT_LOCAL} = 1;
     my $before = $sim->stats;
-    my $e = error_of(sub { consoles::NativeVNC->new({vmware_vnc_over_ws_url => api_url($sim, 7, 'root', 'wrong')})->login });
+    my $e = error_of(sub { consoles::NativeVNC->new({vmware_vnc_over_ws_url => $sim->url(moid => 7, password => 'wrong')})->login });
     isa_ok($e, 'OpenQA::Exception::VNCSetupError', 'wrong password');
     like($e->message, qr/incorrect user name or password/, '... says so');
     unlike($e->message, qr/wrong|\Q$password\E/, '... without the password');
     is($sim->stats->{failed_logins} - $before->{failed_logins}, 1, '... and is not retried');
 
-    $e = error_of(sub { consoles::NativeVNC->new({vmware_vnc_over_ws_url => api_url($sim, '?name=nosuchvm')})->login });
+    $e = error_of(sub { consoles::NativeVNC->new({vmware_vnc_over_ws_url => $sim->url(vm => 'nosuchvm')})->login });
     isa_ok($e, 'OpenQA::Exception::VNCSetupError', 'unknown VM');
     like($e->message, qr/nosuchvm/, '... names it');
-    $e = error_of(sub { consoles::NativeVNC->new({vmware_vnc_over_ws_url => api_url($sim, 8)})->login });
+    $e = error_of(sub { consoles::NativeVNC->new({vmware_vnc_over_ws_url => $sim->url(moid => 8)})->login });
     isa_ok($e, 'OpenQA::Exception::VNCSetupError', 'powered-off VM');
     like($e->message, qr/power|state/i, '... says why');
 
-    system $nativevnc, 'screenshot', '--ca-file', $sim->cert_file, '--url', api_url($sim, 7, 'root', 'wrong'),
+    system $nativevnc, 'screenshot', '--ca-file', $sim->cert_file, '--url', $sim->url(moid => 7, password => 'wrong'),
       '--out', "$tmp/x.png";
     is($? >> 8, 3, 'nativevnc exits 3 on wrong credentials');
 };
@@ -165,7 +137,7 @@ subtest 'errors: wrong password, unknown VM, powered off' => sub {
 subtest 'TLS: CA file, pinned thumbprints, insecure, untrusted' => sub {
     local $bmwqemu::vars{VMWARE_VNC_OVER_WS_REQUEST_ATTEMPTS} = 0;
     local $bmwqemu::vars{VNC_CONNECT_TIMEOUT_LOCAL} = 1;
-    my $url = api_url($sim);
+    my $url = $sim->url(moid => 7);
     my $e = error_of(sub { consoles::NativeVNC->new({vmware_vnc_over_ws_url => $url})->login });
     isa_ok($e, 'OpenQA::Exception::VNCSetupError', 'a self-signed certificate is not trusted by default');
     like($e->message, qr/not trusted/, '... and the message says so');
@@ -190,16 +162,16 @@ subtest 'TLS: CA file, pinned thumbprints, insecure, untrusted' => sub {
     }
     my $wrong = sim('--wrong-thumbprint');
     local $bmwqemu::vars{VMWARE_VNC_OVER_WS_CA_FILE} = $wrong->cert_file;
-    $e = error_of(sub { consoles::NativeVNC->new({vmware_vnc_over_ws_url => api_url($wrong)})->login });
+    $e = error_of(sub { consoles::NativeVNC->new({vmware_vnc_over_ws_url => $wrong->url(moid => 7)})->login });
     isa_ok($e, 'OpenQA::Exception::VNCSetupError', 'a console whose certificate does not match the ticket');
     like($e->message, qr/thumbprint/i, '... is refused: the ticket pins it');
 };
 
 subtest 'the server closing mid-update: VNCProtocolError, then a relogin with a new ticket' => sub {
     local $bmwqemu::vars{VMWARE_VNC_OVER_WS_CA_FILE} = $sim->cert_file;
-    my $vnc = consoles::NativeVNC->new({vmware_vnc_over_ws_url => api_url($sim)});
+    my $vnc = consoles::NativeVNC->new({vmware_vnc_over_ws_url => $sim->url(moid => 7)});
     $vnc->login;
-    is(screen_matches($vnc, 'before the close'), 0, 'screen');
+    is($guest->console_matches($vnc, 'before the close'), 0, 'screen');
     my $issued = $sim->stats->{tickets_issued};
     $sim->control('close');
     my $e = error_of(sub { wait_until(10, 'the close noticed', sub { $vnc->_open_client->poll; 0 }, interval => 0.1) });
@@ -220,7 +192,7 @@ subtest 'tickets refused while the VM is being created are retried' => sub {
     local $bmwqemu::vars{VMWARE_VNC_OVER_WS_CA_FILE} = $slow->cert_file;
     local $bmwqemu::vars{VMWARE_VNC_OVER_WS_REQUEST_DELAY} = 0.2;
     @warnings = ();
-    my $vnc = consoles::NativeVNC->new({vmware_vnc_over_ws_url => api_url($slow)});
+    my $vnc = consoles::NativeVNC->new({vmware_vnc_over_ws_url => $slow->url(moid => 7)});
     is(error_of(sub { $vnc->login }), '', 'login succeeds on the third try');
     is(scalar(grep { /not been completely created, trying 1[01] more times\z/ } @warnings), 2, 'each failed try is logged')
       or diag explain \@warnings;
@@ -230,9 +202,9 @@ subtest 'tickets refused while the VM is being created are retried' => sub {
 subtest 'vCenter shapes: by inventory path and by name' => sub {
     my $vc = sim('--flavour', 'vcenter');
     local $bmwqemu::vars{VMWARE_VNC_OVER_WS_CA_FILE} = $vc->cert_file;
-    for my $vm ('?path=DC0/vm/sut', '?name=sut') {
-        my $vnc = consoles::NativeVNC->new({vmware_vnc_over_ws_url => api_url($vc, $vm)});
-        is(error_of(sub { $vnc->login }), '', "found $vm through vCenter's service content");
+    for my $vm ([path => 'DC0/vm/sut'], [vm => 'sut']) {
+        my $vnc = consoles::NativeVNC->new({vmware_vnc_over_ws_url => $vc->url(@$vm)});
+        is(error_of(sub { $vnc->login }), '', "found by $vm->[0] through vCenter's service content");
         $vnc->socket(undef);
     }
 };
@@ -243,7 +215,7 @@ subtest 'os-autoinst variables: VMWARE_VNC_OVER_WS for the console of VIRSH_GUES
     local $bmwqemu::vars{VMWARE_VNC_OVER_WS_CA_FILE} = $sim->cert_file;
     my $vnc = consoles::NativeVNC->new({hostname => 'sut-host', port => 5901});
     is(error_of(sub { $vnc->login }), '', 'connects through vSphere, password and VM id from the variables');
-    is(screen_matches($vnc, 'the screen'), 0, 'the screen');
+    is($guest->console_matches($vnc, 'the screen'), 0, 'the screen');
     $vnc->socket(undef);
     local $bmwqemu::vars{VMWARE_PASSWORD};
     my $e = error_of(sub { consoles::NativeVNC->new({hostname => 'sut-host'})->login });
@@ -251,7 +223,7 @@ subtest 'os-autoinst variables: VMWARE_VNC_OVER_WS for the console of VIRSH_GUES
 };
 
 subtest 'nativevnc screenshot and proxy' => sub {
-    my $url = api_url($sim, '?name=sut');
+    my $url = $sim->url(vm => 'sut');
     system $nativevnc, 'screenshot', '--ca-file', $sim->cert_file, '--url', $url, '--out', "$tmp/cli.ppm";
     is($?, 0, 'nativevnc screenshot over webmks');
     is(scalar differing_pixels(NativeVNC::Test::Guest::read_ppm("$tmp/cli.ppm"), $guest->screendump), 0,

@@ -132,15 +132,18 @@ impl Server {
     /// The webmks console of a webmks URL; a usage error for a vnc:// URL.
     fn webmks(&self) -> Result<Webmks> {
         match Target::parse(&self.url, self.password.clone())? {
-            Target::Webmks { url, password } => {
-                let tls = webmks::api_verification(self.insecure, self.ca_file.as_deref(), self.thumbprint.as_deref())?;
-                let mut webmks = Webmks::from_url(&url, None, password.as_deref(), tls)?;
-                webmks.retries = self.ticket_retries;
-                webmks.retry_delay = seconds(self.ticket_delay, "--ticket-delay")?;
-                Ok(webmks)
-            }
+            Target::Webmks { url, password } => self.webmks_console(&url, password.as_deref()),
             Target::Vnc { .. } => Err(Error::usage("this needs a webmks URL: webmks+https://USER:PASSWORD@HOST/VM")),
         }
+    }
+
+    /// The webmks console at `url`, with this command line's TLS and retry settings.
+    fn webmks_console(&self, url: &str, password: Option<&str>) -> Result<Webmks> {
+        let tls = webmks::api_verification(self.insecure, self.ca_file.as_deref(), self.thumbprint.as_deref())?;
+        let mut webmks = Webmks::from_url(url, None, password, tls)?;
+        webmks.retries = self.ticket_retries;
+        webmks.retry_delay = seconds(self.ticket_delay, "--ticket-delay")?;
+        Ok(webmks)
     }
 
     /// What to connect to, with the encodings asked for.
@@ -151,7 +154,7 @@ impl Server {
                 options.credentials = Credentials::new(password);
                 options
             }
-            Target::Webmks { .. } => ConnectOptions::webmks(self.webmks()?),
+            Target::Webmks { url, password } => ConnectOptions::webmks(self.webmks_console(&url, password.as_deref())?),
         };
         if let Some(names) = &self.encodings {
             options.config.encodings = names

@@ -43,10 +43,7 @@ impl Target {
     pub fn describe(&self) -> String {
         match self {
             Target::Tcp { host, port } => host_port(host, *port),
-            Target::WebSocket { url, .. } => match url::Url::parse(url) {
-                Ok(u) => format!("wss://{}/…", host_port(u.host_str().unwrap_or(""), u.port().unwrap_or(443))),
-                Err(_) => "an invalid WebSocket URL".to_string(),
-            },
+            Target::WebSocket { url, .. } => transport::redact(url),
             Target::Webmks(w) => {
                 format!("webmks console of {:?} via {}", w.vm, host_port(&w.endpoint.host, w.endpoint.port))
             }

@@ -193,6 +193,11 @@ impl WssUrl {
     }
 }
 
+/// A `wss://` URL as it may be shown: `wss://host:port/…`, without the path, which holds the ticket.
+pub fn redact(url: &str) -> String {
+    WssUrl::parse(url).map_or_else(|_| "an invalid WebSocket URL".to_string(), |u| u.redacted)
+}
+
 /// `host:port`, with an IPv6 address in brackets.
 pub fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') {

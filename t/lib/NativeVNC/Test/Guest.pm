@@ -12,7 +12,7 @@ use JSON::PP ();
 use Time::HiRes qw(time sleep);
 
 use NativeVNC::Test::Util qw(
-  repo_root free_tcp_port wait_until spawn_group signal_group reap file_tail
+  repo_root free_tcp_port wait_until spawn_group signal_group reap file_tail differing_pixels
 );
 
 our $READY_MARKER = 'NATIVEVNC-GUEST-READY';
@@ -366,6 +366,34 @@ sub wait_screen_stable ($self, $timeout = 30, $interval = 0.5) {
         $previous = $current;
         return $same ? $current : undef;
     });
+}
+
+=head2 console_matches($vnc, $what, $timeout = 30)
+
+Asks the VNC console C<$vnc> (a C<consoles::VNC> or C<consoles::NativeVNC> with a tinycv framebuffer) for full
+updates until its framebuffer equals the guest's screendump (the guest may still be drawing), for at most
+C<$timeout> seconds; returns the number of differing pixels at the end (-1 for another size), or
+C<'no screen'>.
+
+=cut
+
+sub console_matches ($self, $vnc, $what, $timeout = 30) {
+    my $file = "$self->{tmp}/console.ppm";
+    my $diff = 'no screen';
+    wait_until(
+        $timeout, $what,
+        sub {
+            $vnc->send_update_request(0);
+            my $deadline = time + 2;
+            sleep 0.02 until $vnc->update_framebuffer || time > $deadline;
+            return 0 unless $vnc->_framebuffer;
+            $vnc->_framebuffer->write($file) or die "tinycv could not write $file";
+            $diff = differing_pixels(read_ppm($file), $self->screendump);
+            return $diff eq '0';
+        },
+        interval => 0.2
+    );
+    return $diff;
 }
 
 =head2 kill

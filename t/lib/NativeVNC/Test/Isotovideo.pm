@@ -64,11 +64,7 @@ sub start ($class, %vars) {
     local $ENV{PERL5LIB} = join ':', "$root/blib/lib", "$root/blib/arch", $ENV{PERL5LIB} // ();
     my $self = bless { pool => $pool, owner => $$ }, $class;
     # isotovideo reads vars.json from its working directory.
-    require Cwd;
-    my $cwd = Cwd::getcwd();
-    chdir $pool or die "$pool: $!";
-    $self->{pid} = spawn_group(['isotovideo'], log => "$pool/isotovideo.log");
-    chdir $cwd or die "$cwd: $!";
+    $self->{pid} = spawn_group(['isotovideo'], log => "$pool/isotovideo.log", dir => $pool);
     return $self;
 }
 

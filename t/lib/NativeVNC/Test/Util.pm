@@ -168,7 +168,7 @@ sub with_timeout ($timeout, $what, $code) {
 
 Forks and execs C<@command> (no shell) in a new process group whose id is the returned pid. Options: C<log>
 (file for stdout and stderr, appended; default F</dev/null>), C<keep_fds> (array of file descriptor numbers to
-leave open across exec). Standard input is F</dev/null>.
+leave open across exec), C<dir> (the working directory of the command). Standard input is F</dev/null>.
 
 =cut
 
@@ -176,16 +176,17 @@ sub spawn_group ($command, %opt) {
     my $log = $opt{log} // '/dev/null';
     my $pid = fork // croak "fork failed: $!";
     if ($pid == 0) {
-        _exec_child($command, $log, $opt{keep_fds} // []);
+        _exec_child($command, $log, $opt{keep_fds} // [], $opt{dir});
     }
     POSIX::setpgid($pid, $pid);    # also done by the child: the group exists before either goes on
     $live{$pid} = $$;
     return $pid;
 }
 
-sub _exec_child ($command, $log, $keep_fds) {
+sub _exec_child ($command, $log, $keep_fds, $dir) {
     eval {
         POSIX::setpgid(0, 0);
+        chdir $dir or die "$dir: $!" if defined $dir;
         _set_parent_death_signal();
         open STDIN, '<', '/dev/null' or die "stdin: $!";
         open STDOUT, '>>', $log or die "$log: $!";

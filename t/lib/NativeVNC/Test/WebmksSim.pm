@@ -127,7 +127,7 @@ sub alive ($self) {
 =head2 url(%opt)
 
 An API URL with credentials: C<https://USER:PASSWORD@127.0.0.1:PORT/> followed by C<moid> (C<< moid => 'vm-7' >>
-gives C</vm-7>) or C<?name=VM> (C<< vm => 'sut' >>). Options C<user> and C<password> override the simulator's;
+gives C</vm-7>), C<?name=VM> (C<< vm => 'sut' >>) or C<?path=PATH> (C<< path => 'DC0/vm/sut' >>). Options C<user> and C<password> override the simulator's;
 C<scheme> replaces C<https>. User and password are percent-encoded.
 
 =cut
@@ -139,7 +139,11 @@ sub _escape ($s) {
 
 sub url ($self, %opt) {
     my $auth = join ':', _escape($opt{user} // $self->user), _escape($opt{password} // $self->password);
-    my $target = defined $opt{moid} ? _escape($opt{moid}) : defined $opt{vm} ? '?name=' . _escape($opt{vm}) : '';
+    my $target =
+        defined $opt{moid} ? _escape($opt{moid})
+      : defined $opt{vm} ? '?name=' . _escape($opt{vm})
+      : defined $opt{path} ? '?path=' . _escape($opt{path})
+      : '';
     return sprintf '%s://%s@%s:%d/%s', $opt{scheme} // 'https', $auth, $self->host, $self->port, $target;
 }
 
