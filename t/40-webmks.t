@@ -138,9 +138,17 @@ subtest 'TLS: CA file, pinned thumbprints, insecure, untrusted' => sub {
     local $bmwqemu::vars{VMWARE_VNC_OVER_WS_REQUEST_ATTEMPTS} = 0;
     local $bmwqemu::vars{VNC_CONNECT_TIMEOUT_LOCAL} = 1;
     my $url = $sim->url(moid => 7);
-    my $e = error_of(sub { consoles::NativeVNC->new({vmware_vnc_over_ws_url => $url})->login });
+    my $e;
+    {
+        # A connect window long enough for several tries, were the refusal retried.
+        local $bmwqemu::vars{VNC_CONNECT_TIMEOUT_LOCAL} = 5;
+        local $bmwqemu::vars{VNC_CONNECT_SLEEP} = 0.1;
+        @warnings = ();
+        $e = error_of(sub { consoles::NativeVNC->new({vmware_vnc_over_ws_url => $url})->login });
+    }
     isa_ok($e, 'OpenQA::Exception::VNCSetupError', 'a self-signed certificate is not trusted by default');
     like($e->message, qr/not trusted/, '... and the message says so');
+    is_deeply([grep { /Error connecting/ } @warnings], [], '... at once: a refused certificate is not retried');
     for my $tp ($sim->sha1, $sim->sha256) {
         local $bmwqemu::vars{VMWARE_VNC_OVER_WS_THUMBPRINT} = $tp;
         my $vnc = consoles::NativeVNC->new({vmware_vnc_over_ws_url => $url});

@@ -28,6 +28,7 @@ nvx_kind_name(int32_t kind)
     case 3: return "protocol";
     case 4: return "timeout";
     case 5: return "usage";
+    case 7: return "setup";
     default: return "internal";
     }
 }

@@ -46,7 +46,7 @@ calls from Perl only collect what arrived, queue input, or wait with a timeout. 
 updates are published atomically: a caller never sees half an update.
 
 Every failure dies with a L<NativeVNC::Error> object that has a C<kind> (C<connect>, C<auth>,
-C<protocol>, C<timeout>, C<usage>, C<internal>) and a C<message>. Messages never contain the password.
+C<protocol>, C<timeout>, C<usage>, C<internal>, C<setup>) and a C<message>. Messages never contain the password.
 
 A client created before C<fork> belongs to the parent: in the child every call fails with a C<usage>
 error; create a new client there.

@@ -25,7 +25,10 @@ NativeVNC::Error - what the Rust core dies with
 
 One of C<connect> (the server could not be reached), C<auth> (credentials rejected), C<protocol> (the
 stream broke: a protocol violation, the server closing the connection, an I/O error), C<timeout>,
-C<usage> (a bad argument, an unknown key name) and C<internal> (a bug in the core, caught).
+C<usage> (a bad argument, an unknown key name), C<internal> (a bug in the core, caught) and C<setup> (the
+connection cannot be set up as configured and retrying at once will not help: a refused TLS certificate, an
+unusable vSphere API answer, a webmks ticket not had within its attempts). Only C<connect> and C<timeout>
+are worth retrying at once.
 
 =head2 message
 

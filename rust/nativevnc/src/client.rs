@@ -458,6 +458,11 @@ impl Client {
     fn queue(&self, input: Input) -> Result<()> {
         self.check_process()?;
         let mut st = self.shared.lock();
+        // The next connection would drop it anyway; not keeping it means a long outage (a reboot with stall
+        // detection off) cannot fill the queue with update requests.
+        if !st.connected && matches!(input, Input::UpdateRequest { .. }) {
+            return Ok(());
+        }
         if st.input.len() >= MAX_QUEUED_INPUT {
             return Err(Error::usage(format!(
                 "{MAX_QUEUED_INPUT} input events are waiting for a connection; refusing more"
@@ -767,17 +772,24 @@ fn publish(shared: &Shared, generation: u64, session: &mut Session) {
             Event::Update => {
                 let damage = session.take_damage();
                 let fb = session.framebuffer().expect("updates come after the handshake");
-                let published = st.published.get_or_insert_with(|| Framebuffer::new(fb.width(), fb.height()));
-                if published.bounds() != fb.bounds() {
-                    *published = Framebuffer::new(fb.width(), fb.height());
-                }
-                for r in &damage {
-                    for y in r.y..r.y + r.h {
-                        published.row_mut(r.x, y, r.w).copy_from_slice(fb.row(r.x, y, r.w));
+                match st.published.as_mut() {
+                    Some(published) if published.bounds() == fb.bounds() => {
+                        for r in &damage {
+                            for y in r.y..r.y + r.h {
+                                published.row_mut(r.x, y, r.w).copy_from_slice(fb.row(r.x, y, r.w));
+                            }
+                        }
+                        for r in damage {
+                            st.damage.add(r);
+                        }
                     }
-                }
-                for r in damage {
-                    st.damage.add(r);
+                    // The first screen, or a new size: all of it is new, and damage not yet taken belongs to a
+                    // screen that is gone.
+                    _ => {
+                        st.published = Some(fb.clone());
+                        st.damage.take();
+                        st.damage.add(fb.bounds());
+                    }
                 }
                 st.updates += 1;
                 updated = true;
@@ -829,5 +841,62 @@ fn publish(shared: &Shared, generation: u64, session: &mut Session) {
     drop(st);
     if updated {
         shared.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    /// `w` x `h` raw pixels of value `px` at 0,0, as one FramebufferUpdate, after a DesktopSize if `resize`.
+    fn full_update(w: u16, h: u16, px: u8, resize: bool) -> Vec<u8> {
+        let mut v = vec![0, 0, 0, 1 + u8::from(resize)];
+        let rect = |v: &mut Vec<u8>, encoding: i32| {
+            for n in [0, 0, w, h] {
+                v.extend_from_slice(&n.to_be_bytes());
+            }
+            v.extend_from_slice(&encoding.to_be_bytes());
+        };
+        if resize {
+            rect(&mut v, crate::encoding::DESKTOP_SIZE);
+        }
+        rect(&mut v, crate::encoding::RAW);
+        v.extend(std::iter::repeat_n([px, px, px, 0], usize::from(w) * usize::from(h)).flatten());
+        v
+    }
+
+    #[test]
+    fn a_resize_replaces_damage_not_yet_taken() {
+        let shared = Shared::new();
+        let mut session = Session::new(Config::default(), Credentials::default());
+        let mut server = b"RFB 003.008\n".to_vec();
+        server.extend_from_slice(&[1, 1, 0, 0, 0, 0, 0, 32, 0, 16]);
+        crate::pixel::PixelFormat::BGRX.encode(&mut server);
+        server.extend_from_slice(&[0, 0, 0, 0]);
+        server.extend(full_update(32, 16, 1, false));
+        session.feed(&server).unwrap();
+        publish(&shared, 0, &mut session);
+        // The screen shrinks before anyone took the damage of the big one.
+        session.feed(&full_update(8, 4, 2, true)).unwrap();
+        publish(&shared, 0, &mut session);
+        let mut st = shared.lock();
+        assert_eq!(st.damage.take(), vec![Rect::new(0, 0, 8, 4)]);
+        let published = st.published.as_ref().unwrap();
+        assert_eq!((published.width(), published.height(), published.get(7, 3)), (8, 4, 0x020202));
+    }
+
+    #[test]
+    fn without_a_connection_keys_wait_and_update_requests_do_not() {
+        let client = Client::new();
+        for _ in 0..MAX_QUEUED_INPUT + 10 {
+            client.request_update(true, None).unwrap();
+        }
+        for i in 0..MAX_QUEUED_INPUT {
+            client.key(0x61, i % 2 == 0).unwrap();
+        }
+        let e = client.pointer(0, 1, 1).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        assert_eq!(e.message(), "65536 input events are waiting for a connection; refusing more");
     }
 }

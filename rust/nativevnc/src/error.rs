@@ -60,6 +60,10 @@ pub enum ErrorKind {
     Usage = 5,
     /// A bug in this library (a caught panic).
     Internal = 6,
+    /// The connection cannot be set up as configured, and trying again at once will not change that: a
+    /// certificate that is refused, an answer from the vSphere API that cannot be used, or a webmks ticket
+    /// that could not be had within its attempts.
+    Setup = 7,
 }
 
 impl ErrorKind {
@@ -71,6 +75,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Usage => "usage",
             ErrorKind::Internal => "internal",
+            ErrorKind::Setup => "setup",
         }
     }
 }
@@ -101,6 +106,10 @@ impl Error {
 
     pub fn usage(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Usage, message)
+    }
+
+    pub fn setup(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Setup, message)
     }
 
     pub fn kind(&self) -> ErrorKind {

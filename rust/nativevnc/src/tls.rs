@@ -209,17 +209,28 @@ pub(crate) async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, Erro
     Ok(tcp)
 }
 
-/// The TLS half of [`connect`]; errors read "TLS handshake with HOST:PORT failed: …".
+/// The TLS half of [`connect`]; errors read "TLS handshake with HOST:PORT failed: …". A failure of TLS itself
+/// (a refused certificate, no common protocol version) is a [`ErrorKind::Setup`] error; the connection
+/// breaking during the handshake a [`ErrorKind::Connect`] one.
 pub(crate) async fn handshake(
     tcp: TcpStream,
     host: &str,
     port: u16,
     config: Arc<rustls::ClientConfig>,
 ) -> Result<TlsStream<TcpStream>, Error> {
-    let failed = |why: String| Error::connect(format!("TLS handshake with {} failed: {why}", host_port(host, port)));
+    let failed =
+        |kind, why: String| Error::new(kind, format!("TLS handshake with {} failed: {why}", host_port(host, port)));
     let name = ServerName::try_from(unbracket(host).to_owned())
-        .map_err(|_| failed(format!("{host:?} is neither a DNS name nor an IP address")))?;
-    TlsConnector::from(config).connect(name, tcp).await.map_err(|e| failed(describe_io_error(&e)))
+        .map_err(|_| failed(ErrorKind::Usage, format!("{host:?} is neither a DNS name nor an IP address")))?;
+    TlsConnector::from(config).connect(name, tcp).await.map_err(|e| {
+        let kind = if tls_error(&e).is_some() { ErrorKind::Setup } else { ErrorKind::Connect };
+        failed(kind, describe_io_error(&e))
+    })
+}
+
+/// The TLS error inside an I/O error from a handshake, if TLS itself failed.
+fn tls_error(e: &std::io::Error) -> Option<&rustls::Error> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
 }
 
 /// `host:port`, with an IPv6 literal in brackets.
@@ -239,7 +250,7 @@ fn unbracket(host: &str) -> &str {
 /// The message of a failed handshake: our own [`Rejection`] if the verifier refused the certificate, else
 /// what rustls or the socket said.
 fn describe_io_error(e: &std::io::Error) -> String {
-    let rejection = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()).and_then(|tls| match tls {
+    let rejection = tls_error(e).and_then(|tls| match tls {
         rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(other))) => {
             other.downcast_ref::<Rejection>()
         }
@@ -568,14 +579,14 @@ mod tests {
 
         let wrong = Thumbprint::parse(BLOB_SHA256).unwrap();
         let e = try_connect("127.0.0.1", port, Verification::Pinned(vec![wrong.clone()])).await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Connect);
+        assert_eq!(e.kind(), ErrorKind::Setup);
         assert!(e.message().starts_with(&format!("TLS handshake with 127.0.0.1:{port} failed: ")), "{e}");
         assert!(e.message().contains("does not match the pinned thumbprint"), "{e}");
         assert!(e.message().contains(&format!("expected {wrong}")), "{e}");
         assert!(e.message().contains(&format!("presented a certificate with {sha256} and {sha1}")), "{e}");
 
         let e = try_connect("localhost", port, Verification::Verify { ca_file: None }).await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Connect);
+        assert_eq!(e.kind(), ErrorKind::Setup);
         assert!(e.message().contains("the server certificate is not trusted"), "{e}");
         assert!(e.message().contains(&sha256.to_string()), "{e}");
         assert!(e.message().contains("CA file") && e.message().contains("insecure"), "{e}");
@@ -597,7 +608,7 @@ mod tests {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = build_config(Policy::Verify(None), provider, &[]).unwrap();
         let e = connect("localhost", port, config).await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Connect);
+        assert_eq!(e.kind(), ErrorKind::Setup);
         assert!(e.message().contains("not trusted: there are no trusted CA certificates"), "{e}");
     }
 

@@ -91,6 +91,7 @@ impl Webmks {
     /// Acquires a ticket, retrying failures other than wrong credentials; `log` receives a warning for
     /// every failed try that will be retried. The API session stays logged in until the returned session
     /// is logged out (ESXi is reported to refuse tickets of sessions that logged out before using them).
+    /// Once the attempts are used up, the error is final: [`ErrorKind::Setup`] (or [`ErrorKind::Auth`]).
     pub async fn ticket(&self, log: &mut (dyn FnMut(String) + Send)) -> Result<(Ticket, ApiSession<'_>)> {
         let mut left = self.retries;
         loop {
@@ -105,9 +106,12 @@ impl Webmks {
                 Err(e) => {
                     let e = Error::from(e);
                     let tries = self.retries - left + 1;
+                    let e = match e.kind() {
+                        ErrorKind::Connect | ErrorKind::Timeout => Error::setup(e.message()),
+                        _ => e,
+                    };
                     return Err(match e.kind() {
-                        ErrorKind::Auth => e,
-                        _ if tries > 1 => e.context(format!("no webmks ticket after {tries} tries")),
+                        ErrorKind::Setup if tries > 1 => e.context(format!("no webmks ticket after {tries} tries")),
                         _ => e,
                     });
                 }
@@ -133,5 +137,26 @@ impl Webmks {
         } else {
             Verification::Pinned(pinned)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn used_up_attempts_are_final() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let endpoint = Endpoint::new("127.0.0.1", port, "root", "pw", Verification::Insecure);
+        let mut webmks = Webmks::new(endpoint, VmSelector::MoId("7".into()));
+        webmks.retries = 1;
+        webmks.retry_delay = Duration::from_millis(10);
+        let mut logged = Vec::new();
+        let e = webmks.ticket(&mut |m| logged.push(m)).await.map(drop).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Setup, "{e}");
+        let refused = format!("vSphere: connecting to 127.0.0.1:{port}: ");
+        assert!(e.message().starts_with(&format!("no webmks ticket after 2 tries: {refused}")), "{e}");
+        assert_eq!(logged.len(), 1);
+        assert!(logged[0].starts_with(&refused) && logged[0].ends_with(", trying 1 more times"), "{logged:?}");
     }
 }

@@ -88,13 +88,14 @@ impl TicketError {
     /// [`InvalidLogin`](Self::InvalidLogin), [`Ambiguous`](Self::Ambiguous) and
     /// [`Malformed`](Self::Malformed) are final, since repeating the same calls gives the same answer. A VM
     /// that is not found may still be being created, so [`VmNotFound`](Self::VmNotFound) is retryable. A TLS
-    /// failure is final too: a certificate that is not trusted or does not match its pin stays so, and the
-    /// message says what to change.
+    /// failure of TLS itself is final too (a certificate that is not trusted or does not match its pin stays
+    /// so, and the message says what to change); the connection breaking during the handshake is not.
     pub fn retryable(&self) -> bool {
-        !matches!(
-            self,
-            TicketError::InvalidLogin | TicketError::Ambiguous { .. } | TicketError::Malformed(_) | TicketError::Tls(_)
-        )
+        match self {
+            TicketError::InvalidLogin | TicketError::Ambiguous { .. } | TicketError::Malformed(_) => false,
+            TicketError::Tls(e) => e.kind() != ErrorKind::Setup,
+            _ => true,
+        }
     }
 
     /// The same error with every occurrence of `secret` in server-provided text replaced by `<hidden>`.
@@ -129,8 +130,9 @@ fn fault_name(fault: &str, code: &str) -> String {
     }
 }
 
-/// `vSphere: …`; InvalidLogin is an [`ErrorKind::Auth`] error, Timeout a [`ErrorKind::Timeout`], everything
-/// else [`ErrorKind::Connect`].
+/// `vSphere: …`; InvalidLogin is an [`ErrorKind::Auth`] error, Timeout a [`ErrorKind::Timeout`], the other
+/// final errors (see [`TicketError::retryable`]) [`ErrorKind::Setup`], everything else
+/// [`ErrorKind::Connect`].
 impl From<TicketError> for Error {
     fn from(e: TicketError) -> Self {
         match e {
@@ -138,6 +140,7 @@ impl From<TicketError> for Error {
                 Error::new(ErrorKind::Auth, "vSphere login failed: incorrect user name or password")
             }
             TicketError::Timeout(_) => Error::timeout(format!("vSphere: {e}")),
+            _ if !e.retryable() => Error::setup(format!("vSphere: {e}")),
             _ => Error::connect(format!("vSphere: {e}")),
         }
     }

@@ -282,8 +282,9 @@ async fn pin_mismatch_is_a_tls_error() {
     let TicketError::Tls(inner) = &e else { panic!("not a TLS error: {e:?}") };
     assert!(inner.message().contains(&format!("expected {wrong}")), "{inner}");
     assert!(inner.message().contains(&responder.sha256.to_string()), "{inner}");
+    assert!(!e.retryable(), "a refused certificate stays refused");
     let error = Error::from(e);
-    assert_eq!(error.kind(), ErrorKind::Connect);
+    assert_eq!(error.kind(), ErrorKind::Setup);
     assert!(error.message().starts_with("vSphere: TLS handshake with 127.0.0.1:"), "{error}");
     assert!(responder.log.methods().is_empty());
 }
@@ -341,23 +342,37 @@ fn server_text_never_carries_the_password() {
 
 #[test]
 fn error_conversion() {
+    use ErrorKind::{Auth, Connect, Setup};
     let cases = [
         (
             TicketError::PoweredOff("off".into()),
+            Connect,
             "vSphere: the virtual machine is not in a state that allows a console ticket (is it powered on?): off",
         ),
-        (TicketError::Http { status: 503, message: "busy".into() }, "vSphere: HTTP status 503: busy"),
-        (TicketError::Malformed("x".into()), "vSphere: unexpected response: x"),
+        (TicketError::Http { status: 503, message: "busy".into() }, Connect, "vSphere: HTTP status 503: busy"),
+        (TicketError::Malformed("x".into()), Setup, "vSphere: unexpected response: x"),
         (
             TicketError::Fault { code: "soapenv:VersionMismatch".into(), fault: String::new(), message: "no".into() },
+            Connect,
             "vSphere: SOAP fault soapenv:VersionMismatch: no",
         ),
-        (TicketError::NotCreated("gone".into()), "vSphere: the virtual machine is not available: gone"),
-        (TicketError::Connect(Error::connect("connecting to a:443: refused")), "vSphere: connecting to a:443: refused"),
+        (TicketError::NotCreated("gone".into()), Connect, "vSphere: the virtual machine is not available: gone"),
+        (
+            TicketError::Connect(Error::connect("connecting to a:443: refused")),
+            Connect,
+            "vSphere: connecting to a:443: refused",
+        ),
+        (
+            TicketError::Tls(Error::connect("TLS handshake with a:443 failed: reset")),
+            Connect,
+            "vSphere: TLS handshake with a:443 failed: reset",
+        ),
+        (TicketError::InvalidLogin, Auth, "vSphere login failed: incorrect user name or password"),
     ];
-    for (e, message) in cases {
+    for (e, kind, message) in cases {
+        assert_eq!(e.retryable(), kind == Connect, "{e:?}");
         let error = Error::from(e);
-        assert_eq!((error.kind(), error.message()), (ErrorKind::Connect, message));
+        assert_eq!((error.kind(), error.message()), (kind, message));
     }
 }
 
