@@ -106,6 +106,21 @@ subtest 'type_string and send_key as testapi calls them' => sub {
     is(guest_file('/tmp/hold'), 'Qq', 'hold_key and release_key');
 };
 
+subtest 'TYPING_LIMIT: keys per second, as with os-autoinst\'s own client' => sub {
+    local $bmwqemu::vars{TYPING_LIMIT} = 20;
+    my $text = "echo rate-limited > /tmp/rate\n";
+    my $start = time;
+    $console->type_string({text => $text});
+    my $took = time - $start;
+    is(guest_file('/tmp/rate'), 'rate-limited', 'typed');
+    # A lower bound only: the sleeps guarantee it, however slow the machine.
+    my $least = length($text) / 20;
+    cmp_ok($took, '>=', $least * 0.98, sprintf('%d keys took %.2f s, at least %.2f s at 20 keys/s', length $text, $took, $least));
+    $start = time;
+    $console->send_key({key => 'ctrl-u'}) for 1 .. 5;
+    cmp_ok(time - $start, '>=', 5 / 20 + 5 * 0.2, 'send_key: 1/TYPING_LIMIT per key, then the capture loop');
+};
+
 subtest 'mouse' => sub {
     $console->mouse_set({x => 100, y => 100});
     $console->mouse_button({button => 'left', bstate => 1});

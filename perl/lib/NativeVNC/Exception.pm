@@ -23,7 +23,7 @@ package NativeVNC::Exception;
 # available, so that its backends recognise the error, otherwise ours.
 sub class_for ($kind) {
     my $theirs = "OpenQA::Exception::$kind";
-    return $theirs if $theirs->can('throw') || eval { require OpenQA::Exceptions; $theirs->can('throw') };
+    return $theirs if $theirs->can('throw') || eval { local $SIG{__DIE__}; require OpenQA::Exceptions; $theirs->can('throw') };
     return "NativeVNC::Exception::$kind";
 }
 

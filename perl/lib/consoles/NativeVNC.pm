@@ -1,6 +1,7 @@
 package consoles::NativeVNC;
 
 use v5.36;
+use feature 'state';
 use List::Util 'min';
 use Time::HiRes ();
 
@@ -54,10 +55,18 @@ sub _warn ($message) {
     warn "$message\n";
 }
 
+# eval without os-autoinst's backend noticing: its backend process installs a __DIE__ handler that stops the
+# VM on any die, even one caught here, so every expected failure is caught with the handler off, as
+# os-autoinst's own consoles do. Returns what $code returns, in the caller's context, or nothing with $@ set.
+sub _try ($code) {
+    local $SIG{__DIE__} = undef;
+    return eval { $code->() };
+}
+
 sub _throw ($kind, $message) { NativeVNC::Exception::class_for($kind)->throw(error => $message) }
 
 sub _use_tinycv () {
-    $USE_TINYCV //= eval { require tinycv; 1 } ? 1 : 0;
+    $USE_TINYCV //= _try(sub { require tinycv; 1 }) ? 1 : 0;
 }
 
 # The client of this process: one created before a fork belongs to the parent.
@@ -141,7 +150,7 @@ sub login ($self, $connect_timeout = undef, $timeout = undef) {
     my $failures = 0;
     my $status;
     until ($status) {
-        $status = eval { $client->connect(\%options) };
+        $status = _try(sub { $client->connect(\%options) });
         next if $status;
         my $e = $@;
         $self->_flush_log;
@@ -191,12 +200,18 @@ sub _webmks_options ($self) {
         target => 'webmks via ' . ($api // 'an invalid URL'),
         defined $password ? (webmks_password => $password) : (),
         vm => _var('VIRSH_VM_ID'),
-        ticket_attempts => _var('VMWARE_VNC_OVER_WS_REQUEST_ATTEMPTS') // 11,
+        ticket_attempts => $self->{_single_attempt} ? 0 : _var('VMWARE_VNC_OVER_WS_REQUEST_ATTEMPTS') // 11,
         ticket_delay => _var('VMWARE_VNC_OVER_WS_REQUEST_DELAY') // 5,
         insecure => _var('VMWARE_VNC_OVER_WS_INSECURE') // 0,
         ca_file => _var('VMWARE_VNC_OVER_WS_CA_FILE'),
         thumbprint => _var('VMWARE_VNC_OVER_WS_THUMBPRINT'),
     };
+}
+
+# Where the console connects, for log lines: HOST:PORT, or the vSphere API host of a webmks console.
+sub target ($self) {
+    my $webmks = _try(sub { $self->_webmks_options });
+    return $webmks ? $webmks->{target} : ($self->hostname || 'localhost') . ':' . ($self->port || 5900);
 }
 
 sub _flush_log ($self) {
@@ -228,12 +243,12 @@ sub _apply_damage ($self) {
             $fb = $self->_new_image($width, $height);
             $self->_framebuffer($fb);
         }
-        my $copied = eval {
+        my $copied = _try(sub {
             return $client->take_damage_image($fb) unless _use_tinycv();
             return 1 if $client->take_damage_tinycv($fb, $width, $height) >= 0;
             $self->_map_damage($fb);
             1;
-        };
+        });
         return if defined $copied;
         my $e = $@;
         # The screen was resized since the status was read: size the image again.
@@ -250,12 +265,23 @@ sub _map_damage ($self, $fb) {
 }
 
 # Collects what arrived since the last call; true if at least one framebuffer update did. A broken stream
-# is logged and followed by a new login, as os-autoinst does.
+# is logged and followed by a new login, as os-autoinst does; while stall detection is off
+# (disable_vnc_stalls: the server may go away for a while, as in a reboot), by one connection attempt per
+# VNC_CONNECT_SLEEP until the server is back, so the backend neither blocks nor dies meanwhile.
 sub update_framebuffer ($self) {
-    my ($updates, $messages) = eval { $self->_open_client->poll };
+    return 0 if $self->{_server_away} && !$self->_relogin_after_outage;
+    my ($updates, $messages) = _try(sub { $self->_open_client->poll });
     if (my $e = $@) {
         die $e unless ref $e && $e->isa('NativeVNC::Error') && ($e->kind eq 'protocol' || $e->kind eq 'timeout');
         $self->_flush_log;
+        if (!$self->check_vnc_stalls) {
+            _warn('Error in VNC protocol - the server went away while stall detection is off; logging in again '
+                  . 'once it is back: ' . $e->message);
+            $self->_disconnect;
+            my $now = Time::HiRes::time;
+            $self->{_server_away} = {since => $now, next_try => $now};
+            return 0;
+        }
         _warn('Error in VNC protocol - relogin: ' . $e->message);
         $self->login;
         return 0;
@@ -267,6 +293,26 @@ sub update_framebuffer ($self) {
     }
     $self->_flush_log;
     return $updates ? 1 : 0;
+}
+
+# While the server is away: one connection attempt (one ticket request for webmks) if VNC_CONNECT_SLEEP has
+# passed since the last; true once logged in again. Stall detection stays off, as the job asked.
+sub _relogin_after_outage ($self) {
+    my $away = $self->{_server_away};
+    my $now = Time::HiRes::time;
+    return 0 if $now < $away->{next_try};
+    $away->{next_try} = $now + (_var('VNC_CONNECT_SLEEP') // 1);
+    local $self->{_single_attempt} = 1;
+    _try(sub { $self->login(0) });
+    my $e = $@;
+    $self->check_vnc_stalls(0);
+    if ($e) {
+        _diag('the VNC server is still away: ' . (ref $e && $e->can('error') ? $e->error : $e)) unless $away->{noted}++;
+        return 0;
+    }
+    delete $self->{_server_away};
+    _diag(sprintf('the VNC server is back after %.1f s: logged in again', Time::HiRes::time - $away->{since}));
+    return 1;
 }
 
 sub _send_frame_buffer ($self, $args) {
@@ -306,16 +352,34 @@ sub _send_key_event ($self, $down_flag, $keysym) { $self->_open_client->key($key
 sub send_key_event_down ($self, $keysym) { $self->_send_key_event(1, $keysym) }
 sub send_key_event_up ($self, $keysym) { $self->_send_key_event(0, $keysym) }
 
+# What the delay os-autoinst passes to map_and_send_key means changed with its commit 8601656a (November
+# 2025): before, the pause after every press and after every release (video_base::type_string passes a quarter
+# of a keypress's time); since, the time of the whole press and release (it passes half). The installed
+# video_base tells which; outside os-autoinst, or when it cannot be told, the newer meaning holds.
+sub _delay_per_event () {
+    state $per_event = do {
+        my ($path, $source) = ($INC{'consoles/video_base.pm'}, '');
+        if ($path && open my $fh, '<', $path) {
+            local $/;
+            $source = <$fh>;
+        }
+        $source =~ /send_key_event\(\$letter, \$seconds_per_keypress \* 0\.25\)/ ? 1 : 0;
+    };
+    return $per_event;
+}
+
 # Presses the keys of a chord in order, then releases them in reverse order. $down_flag undef: press and
 # release; 1: press only; 0: release only. Each press is held for a short time (at most 8 ms), the rest of
-# $press_release_delay follows the release, so that long presses do not repeat keys.
-sub map_and_send_key ($self, $keys, $down_flag, $press_release_delay) {
-    die "need delay" unless $press_release_delay;
-    my @keysyms = eval { NativeVNC::key_chord($keys) };
+# the key's time follows the release, so that long presses do not repeat keys; a key takes as long as
+# os-autoinst's own client takes for it, so TYPING_LIMIT keeps its meaning.
+sub map_and_send_key ($self, $keys, $down_flag, $delay) {
+    die "need delay" unless $delay;
+    my @keysyms = _try(sub { NativeVNC::key_chord($keys) });
     die $@->message . "\n" if ref $@;
     die $@ if $@;
-    my $down_delay = min($press_release_delay * 0.5, 0.008);
-    my $up_delay = $press_release_delay - $down_delay;
+    my $key_time = _delay_per_event() ? 2 * $delay : $delay;
+    my $down_delay = min($key_time * 0.5, 0.008);
+    my $up_delay = $key_time - $down_delay;
     if (!defined $down_flag || $down_flag == 1) {
         for my $keysym (@keysyms) {
             $self->send_key_event_down($keysym);
@@ -454,7 +518,11 @@ message later. Throws C<VNCSetupError> when the time is up or the server refuses
 =head2 update_framebuffer
 
 Collects what arrived; returns true if a framebuffer update did. On a broken stream logs
-C<Error in VNC protocol - relogin: ...> and logs in again.
+C<Error in VNC protocol - relogin: ...> and logs in again. While C<check_vnc_stalls> is off
+(C<disable_vnc_stalls>, around reboots), a broken stream means the server went away for a while: it is
+logged once, and each later call makes one connection attempt per C<VNC_CONNECT_SLEEP> seconds (one ticket
+request for webmks) until the server is back, so the capture loop neither blocks nor dies meanwhile; stall
+detection stays off. Keys sent meanwhile are delivered once the console is connected again.
 
 =head2 send_update_request($incremental)
 
@@ -466,11 +534,17 @@ after C<VNC_STALL_THRESHOLD> (default 4) more seconds a new login.
 
 A non-incremental request for the top-left 16x16 pixels.
 
-=head2 map_and_send_key($keys, $down_flag, $press_release_delay)
+=head2 map_and_send_key($keys, $down_flag, $delay)
 
 Sends a key chord such as C<ctrl-alt-f2> with os-autoinst's key names: presses in order, releases in
 reverse. C<$down_flag> undef presses and releases, 1 only presses, 0 only releases. Dies with
 C<No map for 'KEY' - layouts other than en-us are not supported> for unknown keys.
+
+Each key takes the time os-autoinst's own client gives it, so that C<TYPING_LIMIT> (keys per second) holds:
+with an os-autoinst whose C<video_base> passes a quarter of a keypress's time (the Debian package
+4.6.1731418769), twice C<$delay>; with a newer one (commit 8601656a on), and outside os-autoinst,
+C<$delay>. The press is held for at most 8 ms and the rest follows the release, so that slow typing does
+not make the guest repeat keys.
 
 =head2 send_key_event_down($keysym), send_key_event_up($keysym)
 
@@ -479,6 +553,10 @@ One key event.
 =head2 send_pointer_event($button_mask, $x, $y), mouse_move_to($x, $y), mouse_click($x, $y), mouse_right_click($x, $y)
 
 Pointer events in framebuffer coordinates.
+
+=head2 target
+
+Where the console connects, for log lines: C<HOST:PORT>, or C<webmks via API-HOST> for a webmks console.
 
 =head2 encoding_counts
 

@@ -6,9 +6,10 @@ use File::Temp 'tempdir';
 
 use NativeVNC::Test::Util qw(repo_root free_tcp_port spawn_group signal_group stop_group wait_until);
 
-sub start ($class, $host, $port) {
+# A relay to $host:$port on a free port, or on port `listen` (e.g. a stopped relay's, to bring it back).
+sub start ($class, $host, $port, %opt) {
     my $tmp = tempdir('nativevnc-relay-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-    my $listen = free_tcp_port();
+    my $listen = $opt{listen} // free_tcp_port();
     my $log = "$tmp/relay.log";
     my $pid = spawn_group([$^X, repo_root() . '/t/bin/relay', $listen, $host, $port], log => $log);
     my $self = bless {pid => $pid, port => $listen, log => $log, owner => $$}, $class;
