@@ -10,9 +10,7 @@ sub native_console ($class, @args) {
     return undef unless $class eq 'consoles::VNC' && ($bmwqemu::vars{VNC_CLIENT} // '') eq 'native';
     require consoles::NativeVNC;
     my $vnc = consoles::NativeVNC->new(@args);
-    my $target = ($vnc->hostname // 'localhost') . ':' . ($vnc->port // 5900);
-    $target = 'a VMware webmks console' if $vnc->vmware_vnc_over_ws_url || $bmwqemu::vars{VMWARE_VNC_OVER_WS};
-    my $message = "VNC_CLIENT=native: consoles::NativeVNC serves the VNC console for $target";
+    my $message = 'VNC_CLIENT=native: consoles::NativeVNC serves the VNC console for ' . $vnc->target;
     defined &bmwqemu::diag ? bmwqemu::diag($message) : warn "$message\n";
     return $vnc;
 }
@@ -53,7 +51,7 @@ C<native>, that constructor returns a L<consoles::NativeVNC> with the same argum
 
   VNC_CLIENT=native: consoles::NativeVNC serves the VNC console for HOST:PORT
 
-in the backend's log; otherwise it calls the inherited constructor with the same arguments, and nothing is
+(C<webmks via API-HOST> for a VMware webmks console) in the backend's log; otherwise it calls the inherited constructor with the same arguments, and nothing is
 logged. The variable is read when the console is created, in the backend process, so the switch survives
 isotovideo's fork of the backend (the hook is loaded in the parent).
 

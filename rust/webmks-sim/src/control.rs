@@ -1,5 +1,6 @@
 //! The test-control side of the simulator: counters (`GET /_sim/stats`) and the switches tests flip
-//! (`POST /_sim/close|freeze|thaw|refuse-tickets`), which every open webmks connection watches.
+//! (`POST /_sim/close|stall|freeze|thaw|refuse-tickets|close-after-keys`), which every open webmks connection
+//! watches.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -64,6 +65,9 @@ pub struct Switches {
     pub frozen: bool,
     /// Incremented by every `close`: connections opened before drop themselves mid-update.
     pub close_generation: u64,
+    /// Incremented by every `stall`: connections opened before stop sending updates for good (newer ones
+    /// are not affected), as a console whose server hangs.
+    pub stall_generation: u64,
 }
 
 /// The control state shared by the HTTP handlers and the connections.
@@ -71,11 +75,18 @@ pub struct Switches {
 pub struct Control {
     switches: watch::Sender<Switches>,
     refuse_tickets: AtomicU64,
+    /// Key releases still to forward before the connection that forwards the last of them drops itself
+    /// mid-update; 0 when not armed.
+    close_after_keys: AtomicU64,
 }
 
 impl Control {
     pub fn new(refuse_tickets: u64) -> Self {
-        Control { switches: watch::Sender::new(Switches::default()), refuse_tickets: AtomicU64::new(refuse_tickets) }
+        Control {
+            switches: watch::Sender::new(Switches::default()),
+            refuse_tickets: AtomicU64::new(refuse_tickets),
+            close_after_keys: AtomicU64::new(0),
+        }
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Switches> {
@@ -87,13 +98,30 @@ impl Control {
         self.refuse_tickets.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1)).is_ok()
     }
 
-    /// Runs a control action (`close`, `freeze`, `thaw`, `refuse-tickets` with `n`). Returns a message for the
-    /// response body, or an error for an unknown action or a bad argument.
+    /// Counts a key release a connection forwarded; true if it was the last one `close-after-keys` waited
+    /// for, so the connection must now drop itself.
+    pub fn key_released(&self) -> bool {
+        self.close_after_keys.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1)).is_ok_and(|before| before == 1)
+    }
+
+    /// Runs a control action (`close`, `stall`, `freeze`, `thaw`, `refuse-tickets` or `close-after-keys` with
+    /// `n`). Returns a message for the response body, or an error for an unknown action or a bad argument.
     pub fn act(&self, action: &str, query: &str) -> Result<String, String> {
+        let n = || {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("n="))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or(format!("{action} needs ?n=N"))
+        };
         match action {
             "close" => {
                 self.switches.send_modify(|s| s.close_generation += 1);
                 Ok("closing every open webmks connection mid-update".into())
+            }
+            "stall" => {
+                self.switches.send_modify(|s| s.stall_generation += 1);
+                Ok("the open webmks connections send no more updates".into())
             }
             "freeze" => {
                 self.switches.send_modify(|s| s.frozen = true);
@@ -104,15 +132,18 @@ impl Control {
                 Ok("framebuffer updates flowing".into())
             }
             "refuse-tickets" => {
-                let n = query
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix("n="))
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or("refuse-tickets needs ?n=N")?;
+                let n = n()?;
                 self.refuse_tickets.store(n, Relaxed);
                 Ok(format!("the next {n} AcquireTicket calls fail"))
             }
-            other => Err(format!("unknown control action '{other}' (close, freeze, thaw, refuse-tickets?n=N)")),
+            "close-after-keys" => {
+                let n = n()?;
+                self.close_after_keys.store(n, Relaxed);
+                Ok(format!("the connection that forwards the {n}th key release from now drops itself mid-update"))
+            }
+            other => Err(format!(
+                "unknown control action '{other}' (close, stall, freeze, thaw, refuse-tickets?n=N, close-after-keys?n=N)"
+            )),
         }
     }
 }
@@ -141,10 +172,22 @@ mod tests {
         assert!(c.take_refusal() && c.take_refusal() && !c.take_refusal());
         c.act("freeze", "").unwrap();
         c.act("close", "").unwrap();
-        assert_eq!(*rx.borrow(), Switches { frozen: true, close_generation: 1 });
+        c.act("stall", "").unwrap();
+        assert_eq!(*rx.borrow(), Switches { frozen: true, close_generation: 1, stall_generation: 1 });
         c.act("thaw", "").unwrap();
         assert!(!c.subscribe().borrow().frozen);
         assert!(c.act("refuse-tickets", "n=x").is_err());
         assert!(c.act("explode", "").is_err());
+    }
+
+    #[test]
+    fn close_after_keys() {
+        let c = Control::new(0);
+        assert!(!c.key_released(), "not armed");
+        c.act("close-after-keys", "n=2").unwrap();
+        assert!(!c.key_released());
+        assert!(c.key_released(), "the second release closes");
+        assert!(!c.key_released(), "and disarms");
+        assert!(c.act("close-after-keys", "").is_err());
     }
 }

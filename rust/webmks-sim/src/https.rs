@@ -215,6 +215,9 @@ fn control(req: Request<Incoming>, peer: SocketAddr, sim: &Sim) -> Reply {
             }
             Err(e) => text(400, format!("webmks-sim: {e}\n")),
         },
-        _ => text(405, "webmks-sim: GET /_sim/stats, POST /_sim/close|freeze|thaw|refuse-tickets?n=N\n"),
+        _ => text(
+            405,
+            "webmks-sim: GET /_sim/stats, POST /_sim/close|stall|freeze|thaw|refuse-tickets?n=N|close-after-keys?n=N\n",
+        ),
     }
 }

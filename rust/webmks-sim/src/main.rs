@@ -56,7 +56,8 @@ What it is:
     connection to --vnc.
     Type-127 server messages go only to clients that advertised VMWServerCaps; Heartbeats (every 3 s) and
     SessionClose only to clients whose ClientCaps asked for them.
-  * /_sim/ (loopback only): GET stats (JSON counters); POST close, freeze, thaw, refuse-tickets?n=N.
+  * /_sim/ (loopback only): GET stats (JSON counters); POST close, stall, freeze, thaw,
+    refuse-tickets?n=N, close-after-keys?n=N.
 
 What it is not: a vCenter or ESXi. No tasks, no power operations, no other managed objects, no
 authorisation beyond one user, no VVC, no JPEG, no CopyRect, no audio, no multi-monitor.

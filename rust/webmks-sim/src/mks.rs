@@ -79,7 +79,7 @@ async fn run(sim: &Arc<Sim>, name: &str, ws: Ws, backend: TcpStream) -> End {
     };
     log!("VNC server '{}' ({}x{})", backend.name(), backend.framebuffer().width(), backend.framebuffer().height());
     let switches = sim.control.subscribe();
-    let close_generation = switches.borrow().close_generation;
+    let Switches { close_generation, stall_generation, frozen } = *switches.borrow();
     let mut conn = Conn {
         sim: sim.clone(),
         ws,
@@ -96,8 +96,10 @@ async fn run(sim: &Arc<Sim>, name: &str, ws: Ws, backend: TcpStream) -> End {
         client_caps: 0,
         last_pointer: (0, 0),
         updates: 0,
-        frozen: switches.borrow().frozen,
+        frozen,
+        stalled: false,
         close_generation,
+        stall_generation,
     };
     if let Err(e) = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.handshake(name))
         .await
@@ -133,7 +135,10 @@ struct Conn {
     last_pointer: (u16, u16),
     updates: u64,
     frozen: bool,
+    /// Set by `stall` for good: this connection sends no more updates.
+    stalled: bool,
     close_generation: u64,
+    stall_generation: u64,
 }
 
 impl Conn {
@@ -221,6 +226,10 @@ impl Conn {
                     Ok(()) => {
                         let s = *switches.borrow_and_update();
                         self.frozen = s.frozen;
+                        if s.stall_generation != self.stall_generation && !self.stalled {
+                            self.stalled = true;
+                            log!("stalled by POST /_sim/stall: no more updates on this connection");
+                        }
                         if s.close_generation != self.close_generation {
                             Err(self.close_mid_update(vmw::CLOSE_REASON_ADMIN, "closed by POST /_sim/close").await)
                         } else {
@@ -333,10 +342,12 @@ impl Conn {
             ClientMessage::KeyEvent { down, keysym } => {
                 bump(&stats.key_events);
                 self.backend.send(&ClientMessage::KeyEvent { down, keysym });
+                self.after_key(down).await?;
             }
             ClientMessage::QemuExtKeyEvent { down, keysym, keycode } => {
                 bump(&stats.key_events);
                 self.backend.send(&ClientMessage::QemuExtKeyEvent { down, keysym, keycode });
+                self.after_key(down).await?;
             }
             ClientMessage::VmwKeyEvent { down, scancode } => {
                 bump(&stats.vmw_key_events);
@@ -346,6 +357,7 @@ impl Conn {
                 } else {
                     log!("error: VMWKeyEvent {scancode:#x} dropped: the VNC server has no QEMU extended key events");
                 }
+                self.after_key(down).await?;
             }
             ClientMessage::PointerEvent { buttons, x, y } => {
                 bump(&stats.pointer_events);
@@ -378,6 +390,16 @@ impl Conn {
             ClientMessage::CutText(text) => self.backend.send(&ClientMessage::CutText(text)),
         }
         Ok(())
+    }
+
+    /// After a key release went to the VNC server: drops the connection if it was the one `close-after-keys`
+    /// waited for. The key itself is delivered first.
+    async fn after_key(&mut self, down: bool) -> Result<(), End> {
+        if down || !self.sim.control.key_released() {
+            return Ok(());
+        }
+        self.backend.flush().await.map_err(|e| End::Backend(format!("writing to the VNC server: {e}")))?;
+        Err(self.close_mid_update(vmw::CLOSE_REASON_ADMIN, "closed by POST /_sim/close-after-keys").await)
     }
 
     /// Builds the update a pending request gets now, if there is anything to send.
@@ -437,7 +459,7 @@ impl Conn {
     async fn maybe_update(&mut self) -> Result<(), End> {
         // Nothing is shown before the VNC server sent its screen (QEMU's first update after SetEncodings
         // carries only pseudo-encodings): a client must never see a screen the guest did not show.
-        if self.frozen || !self.backend.has_screen() {
+        if self.frozen || self.stalled || !self.backend.has_screen() {
             return Ok(());
         }
         let Some(update) = self.build_update(false) else {

@@ -23,7 +23,8 @@ NativeVNC::Test::Isotovideo - real isotovideo runs of the test distribution in F
 
   my $run = NativeVNC::Test::Isotovideo->start(VNC_CLIENT => 'native');
   $run->finish(300) or die 'isotovideo did not finish';
-  say $run->result;          # 'ok', 'fail', ... of tests/shell.pm, or 'no result'
+  say $run->result;          # 'ok' if every scheduled test module passed, else 'shell: ok, webmks: fail'
+  say $run->results->{shell};  # one module's result
   say $run->log;             # isotovideo's standard output and error: the job's log
 
 =head1 DESCRIPTION
@@ -33,7 +34,8 @@ F<tools/build-guest> (C<KERNEL>, C<INITRD>, C<APPEND=vga=792 ...>, C<QEMU=x86_64
 VNC display, C<CASEDIR>, C<PRODUCTDIR> and C<NEEDLES_DIR> in F<t/distri>, plus C<%vars>; then runs
 C<isotovideo> there in its own process group with C<PERL5OPT=-MNativeVNC::Hook> and the build's F<blib> in
 C<PERL5LIB>, as the README's worker set-up does. C<pid>, C<pool>, C<finish($timeout)> (true once it exited),
-C<result>, C<log>, C<stop> (also on DESTROY).
+C<result> (C<ok> when every module in F<test_order.json> passed, otherwise each module's result), C<results>
+(module name to result), C<log>, C<stop> (also on DESTROY).
 
 =cut
 
@@ -82,10 +84,31 @@ sub finish ($self, $timeout) {
     return 1;
 }
 
+# The result of every test module that ran: {name => 'ok'|'fail'|...}.
+sub results ($self) {
+    my %results;
+    for my $file (glob "$self->{pool}/testresults/result-*.json") {
+        my ($name) = $file =~ m{/result-(.+)\.json\z};
+        open my $fh, '<', $file or next;
+        local $/;
+        $results{$name} = eval { $json->decode(<$fh>)->{result} } // 'unreadable';
+    }
+    return \%results;
+}
+
+# 'ok' if every scheduled module ran and passed; otherwise what each module's result was.
 sub result ($self) {
-    open my $fh, '<', "$self->{pool}/testresults/result-shell.json" or return 'no result';
+    my $results = $self->results;
+    my @scheduled = map { $_->{name} } @{ _read_json("$self->{pool}/testresults/test_order.json") // [] };
+    return 'no result' unless @scheduled;
+    my @got = map { "$_: " . ($results->{$_} // 'did not run') } @scheduled;
+    return (grep { !/: ok\z/ } @got) ? join(', ', @got) : 'ok';
+}
+
+sub _read_json ($path) {
+    open my $fh, '<', $path or return undef;
     local $/;
-    return eval { $json->decode(<$fh>)->{result} } // 'no result';
+    return eval { $json->decode(<$fh>) };
 }
 
 sub log ($self) { file_tail("$self->{pool}/isotovideo.log", 100_000_000) }

@@ -153,8 +153,8 @@ sub _http ($self) {
 
 =head2 control($action, %query)
 
-C<POST /_sim/$action> with the query (C<close>, C<freeze>, C<thaw>, C<< refuse-tickets => n => N >>); returns the
-response text, dies on a non-2xx status.
+C<POST /_sim/$action> with the query (C<close>, C<stall>, C<freeze>, C<thaw>, C<< refuse-tickets => n => N >>,
+C<< close-after-keys => n => N >>); returns the response text, dies on a non-2xx status.
 
 =cut
 
