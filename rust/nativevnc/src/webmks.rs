@@ -105,15 +105,12 @@ impl Webmks {
                 }
                 Err(e) => {
                     let e = Error::from(e);
+                    if e.kind() == ErrorKind::Auth {
+                        return Err(e);
+                    }
+                    let e = Error::setup(e.message());
                     let tries = self.retries - left + 1;
-                    let e = match e.kind() {
-                        ErrorKind::Connect | ErrorKind::Timeout => Error::setup(e.message()),
-                        _ => e,
-                    };
-                    return Err(match e.kind() {
-                        ErrorKind::Setup if tries > 1 => e.context(format!("no webmks ticket after {tries} tries")),
-                        _ => e,
-                    });
+                    return Err(if tries > 1 { e.context(format!("no webmks ticket after {tries} tries")) } else { e });
                 }
             }
         }

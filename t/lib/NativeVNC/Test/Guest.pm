@@ -12,7 +12,7 @@ use JSON::PP ();
 use Time::HiRes qw(time sleep);
 
 use NativeVNC::Test::Util qw(
-  repo_root free_tcp_port wait_until spawn_group signal_group reap file_tail differing_pixels
+  repo_root free_tcp_port wait_until spawn_group signal_group reap alive file_tail differing_pixels
 );
 
 our $READY_MARKER = 'NATIVEVNC-GUEST-READY';
@@ -148,17 +148,9 @@ sub command ($self) { return $self->{command} }
 
 =head2 alive
 
-True while the QEMU process has not exited (reaps it if it has).
+True while the QEMU process has not exited (reaps it if it has): C<alive> from L<NativeVNC::Test::Util>.
 
 =cut
-
-sub alive ($self) {
-    return 0 unless $self->{pid};
-    return 1 unless defined(my $status = reap($self->{pid}, 0));
-    $self->{exit_status} = $status;
-    delete $self->{pid};
-    return 0;
-}
 
 sub _check_alive ($self) {
     return if $self->alive;

@@ -16,7 +16,7 @@ use Time::HiRes qw(time sleep);
 
 our @EXPORT_OK = qw(
   repo_root free_tcp_port free_x_display wait_until with_timeout
-  spawn_group signal_group reap stop_group group_pids live_groups
+  spawn_group signal_group reap alive stop_group group_pids live_groups
   read_exactly rgb_at crop_rgb differing_pixels file_tail rfb_probe mirror_bits child_pids
 );
 
@@ -241,6 +241,21 @@ sub reap ($pid, $timeout = 0) {
         sleep($interval < $left ? $interval : $left);
         $interval *= 2 if $interval < 0.1;
     }
+}
+
+=head2 alive($harness)
+
+For a harness object that keeps its child in C<pid>, usable as its C<alive> method: true while the child has
+not exited; once it has, reaps it, keeps its wait status in C<exit_status> and deletes C<pid>.
+
+=cut
+
+sub alive ($self) {
+    return 0 unless $self->{pid};
+    return 1 unless defined(my $status = reap($self->{pid}, 0));
+    $self->{exit_status} = $status;
+    delete $self->{pid};
+    return 0;
 }
 
 =head2 stop_group($pid, %opt)

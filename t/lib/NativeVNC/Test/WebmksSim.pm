@@ -10,7 +10,7 @@ use HTTP::Tiny;
 use JSON::PP ();
 use Time::HiRes qw(time);
 
-use NativeVNC::Test::Util qw(repo_root wait_until spawn_group stop_group reap file_tail);
+use NativeVNC::Test::Util qw(repo_root wait_until spawn_group stop_group alive file_tail);
 
 =head1 NAME
 
@@ -112,17 +112,9 @@ sub password ($self) { return $self->{opt}{password} }
 
 =head2 alive
 
-True while the process has not exited (reaps it if it has).
+True while the process has not exited (reaps it if it has): C<alive> from L<NativeVNC::Test::Util>.
 
 =cut
-
-sub alive ($self) {
-    return 0 unless $self->{pid};
-    return 1 unless defined(my $status = reap($self->{pid}, 0));
-    $self->{exit_status} = $status;
-    delete $self->{pid};
-    return 0;
-}
 
 =head2 url(%opt)
 
