@@ -1,6 +1,6 @@
 //! The one HTTPS port: TLS, HTTP/1.1 and routing. `/sdk` takes SOAP, `/sdk/vimServiceVersions.xml` lists the
-//! API versions, `/ticket/<ticket>` upgrades to the webmks WebSocket, `/_sim/…` is the test control
-//! (loopback clients only).
+//! API versions, `/folder/…` serves datastore files, `/ticket/<ticket>` upgrades to the webmks WebSocket,
+//! `/_sim/…` is the test control (loopback clients only).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,11 +21,12 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::control::bump;
+use crate::mks::Console;
 use crate::sessions::session_from_cookie;
 use crate::sim::{lock, Sim};
 use crate::soap::{self, Fault};
 use crate::tickets::short;
-use crate::{mks, vim};
+use crate::{folder, mks, version, vim};
 
 /// The largest SOAP request body read.
 const MAX_BODY: usize = 4 << 20;
@@ -87,7 +88,10 @@ async fn route(req: Request<Incoming>, peer: SocketAddr, sim: Arc<Sim>) -> Reply
     let started = Instant::now();
     let reply = match (&method, path.as_str()) {
         (&Method::POST, "/sdk") => soap_call(req, &sim).await,
-        (&Method::GET, "/sdk/vimServiceVersions.xml") => xml(200, soap::service_versions_xml()),
+        (&Method::GET, "/sdk/vimServiceVersions.xml") => {
+            xml(200, version::service_versions_xml(sim.inventory.about().api_version))
+        }
+        (_, p) if p.starts_with("/folder/") => folder::serve(req, &sim).await,
         (_, p) if p.starts_with("/ticket/") => ticket(req, peer, &sim).await,
         (_, p) if p.starts_with("/_sim/") => control(req, peer, &sim),
         _ => text(404, format!("webmks-sim: nothing at {method} {shown}\n")),
@@ -96,7 +100,7 @@ async fn route(req: Request<Incoming>, peer: SocketAddr, sim: Arc<Sim>) -> Reply
     reply
 }
 
-async fn soap_call(req: Request<Incoming>, sim: &Sim) -> Reply {
+async fn soap_call(req: Request<Incoming>, sim: &Arc<Sim>) -> Reply {
     let header = |name: header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let cookie = header(header::COOKIE);
     let action = req.headers().get("soapaction").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -112,7 +116,7 @@ async fn soap_call(req: Request<Incoming>, sim: &Sim) -> Reply {
         Err(e) => return xml(500, Fault::invalid_request(&e).to_xml()),
     };
     let session = cookie.as_deref().and_then(session_from_cookie);
-    let reply = vim::call(sim, &call, session, action.as_deref());
+    let reply = vim::call(sim, &call, session, action.as_deref()).await;
     let mut r = xml(reply.status, reply.body);
     if let Some(c) = reply.set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
         r.headers_mut().insert(header::SET_COOKIE, c);
@@ -164,22 +168,17 @@ async fn ticket(mut req: Request<Incoming>, peer: SocketAddr, sim: &Arc<Sim>) ->
         }
     };
     bump(&sim.stats.tickets_used);
-    let Some(vnc) = sim.settings.vnc.clone() else {
-        return text(502, "webmks-sim: no VNC server configured (--vnc HOST:PORT)\n");
+    let (name, console) = match console_of(sim, &vm).await {
+        Ok(c) => c,
+        Err(e) => return text(502, format!("webmks-sim: {e}\n")),
     };
-    let backend = match tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, TcpStream::connect(&vnc)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return text(502, format!("webmks-sim: cannot connect to the VNC server {vnc}: {e}\n")),
-        Err(_) => return text(502, format!("webmks-sim: connecting to the VNC server {vnc} timed out\n")),
-    };
-    let _ = backend.set_nodelay(true);
     let upgrade = hyper::upgrade::on(&mut req);
     let sim = sim.clone();
     tokio::spawn(async move {
         match upgrade.await {
             Ok(upgraded) => {
                 let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-                mks::serve(sim, vm, ws, backend, peer.to_string()).await;
+                mks::serve(sim, name, ws, console, peer.to_string()).await;
             }
             Err(e) => log!("{peer} WebSocket upgrade failed: {e}"),
         }
@@ -196,6 +195,54 @@ async fn ticket(mut req: Request<Incoming>, peer: SocketAddr, sim: &Arc<Sim>) ->
     r
 }
 
+/// The VNC server behind a VM's console, connected: `--vnc` for `--vm` VMs, the running guest's for registered
+/// ones. Returns the VM's name with it.
+async fn console_of(sim: &Sim, moid: &str) -> Result<(String, Console), String> {
+    let (name, registered) = {
+        let model = lock(&sim.model);
+        let vm = model.vms.by_moid(moid).ok_or_else(|| format!("VM {moid} no longer exists"))?;
+        (vm.name.clone(), vm.vmx.is_some())
+    };
+    let (addr, password) = if registered {
+        let guest = lock(&sim.guests).get(moid).map(|g| g.console());
+        let console = guest.ok_or_else(|| format!("VM {name} is powered off"))?;
+        (console.addr, console.password)
+    } else {
+        let vnc = sim.settings.vnc.clone().ok_or("no VNC server configured (--vnc HOST:PORT)")?;
+        (vnc, sim.settings.vnc_password.clone())
+    };
+    let stream = match tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(format!("cannot connect to the VNC server {addr}: {e}")),
+        Err(_) => return Err(format!("connecting to the VNC server {addr} timed out")),
+    };
+    let _ = stream.set_nodelay(true);
+    Ok((name, Console { stream, password }))
+}
+
+fn json(body: String) -> Reply {
+    let mut r = text(200, body);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// The running guests: `{"MOID": {"pid": N, "qmp": "DIR/MOID.sock", "log": "DIR/MOID.log"}, …}`.
+fn guests_json(sim: &Sim) -> String {
+    let guests = lock(&sim.guests);
+    let map: serde_json::Map<String, serde_json::Value> = guests
+        .iter()
+        .map(|(moid, g)| {
+            let info = serde_json::json!({
+                "pid": g.pid(),
+                "qmp": g.qmp_path().display().to_string(),
+                "log": g.log_path().display().to_string(),
+            });
+            (moid.clone(), info)
+        })
+        .collect();
+    format!("{}\n", serde_json::Value::Object(map))
+}
+
 fn control(req: Request<Incoming>, peer: SocketAddr, sim: &Sim) -> Reply {
     if !peer.ip().is_loopback() {
         return text(403, "webmks-sim: the control endpoint only answers loopback clients\n");
@@ -203,11 +250,8 @@ fn control(req: Request<Incoming>, peer: SocketAddr, sim: &Sim) -> Reply {
     let action = req.uri().path().trim_start_matches("/_sim/");
     let query = req.uri().query().unwrap_or_default();
     match (req.method(), action) {
-        (&Method::GET, "stats") => {
-            let mut r = text(200, sim.stats.to_json());
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            r
-        }
+        (&Method::GET, "stats") => json(sim.stats.to_json()),
+        (&Method::GET, "guests") => json(guests_json(sim)),
         (&Method::POST, action) => match sim.control.act(action, query) {
             Ok(msg) => {
                 log!("control: {msg}");
@@ -217,7 +261,7 @@ fn control(req: Request<Incoming>, peer: SocketAddr, sim: &Sim) -> Reply {
         },
         _ => text(
             405,
-            "webmks-sim: GET /_sim/stats, POST /_sim/close|stall|freeze|thaw|refuse-tickets?n=N|close-after-keys?n=N\n",
+            "webmks-sim: GET /_sim/stats|guests, POST /_sim/close|stall|freeze|thaw|refuse-tickets?n=N|close-after-keys?n=N\n",
         ),
     }
 }

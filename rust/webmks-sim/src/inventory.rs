@@ -1,7 +1,10 @@
-//! The simulated inventory: the virtual machines and the shapes of the service content, which differ between
-//! a standalone ESXi host and vCenter (well-known managed object ids, `about`, inventory paths).
+//! The fixed part of the simulated inventory: a standalone ESXi host (or vCenter with one host) with its
+//! well-known managed object ids, `about`, datastores and inventory paths. The VMs, which come and go, are in
+//! [`crate::vms`].
 
-use crate::soap::escape;
+use crate::datastore::Datastores;
+use crate::soap::moref;
+use crate::version::{About, Release};
 
 /// Which kind of vSphere endpoint is simulated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,7 +13,7 @@ pub enum Flavour {
     Vcenter,
 }
 
-/// The managed object ids every client learns from RetrieveServiceContent.
+/// The managed object ids of the inventory's fixed objects and services.
 #[derive(Debug, Clone, Copy)]
 pub struct WellKnown {
     pub root_folder: &'static str,
@@ -18,8 +21,18 @@ pub struct WellKnown {
     pub view_manager: &'static str,
     pub session_manager: &'static str,
     pub search_index: &'static str,
+    pub task_manager: &'static str,
+    /// The datacenter's managed object id.
+    pub datacenter_id: &'static str,
     /// The datacenter's name, the first element of inventory paths.
     pub datacenter: &'static str,
+    pub vm_folder: &'static str,
+    pub host_folder: &'static str,
+    pub datastore_folder: &'static str,
+    pub network_folder: &'static str,
+    pub compute_resource: &'static str,
+    pub host: &'static str,
+    pub resource_pool: &'static str,
 }
 
 impl Flavour {
@@ -31,7 +44,16 @@ impl Flavour {
                 view_manager: "ViewManager",
                 session_manager: "ha-sessionmgr",
                 search_index: "ha-searchindex",
+                task_manager: "ha-taskmgr",
+                datacenter_id: "ha-datacenter",
                 datacenter: "ha-datacenter",
+                vm_folder: "ha-folder-vm",
+                host_folder: "ha-folder-host",
+                datastore_folder: "ha-folder-datastore",
+                network_folder: "ha-folder-network",
+                compute_resource: "ha-compute-res",
+                host: "ha-host",
+                resource_pool: "ha-root-pool",
             },
             Flavour::Vcenter => WellKnown {
                 root_folder: "group-d1",
@@ -39,23 +61,22 @@ impl Flavour {
                 view_manager: "ViewManager",
                 session_manager: "SessionManager",
                 search_index: "SearchIndex",
+                task_manager: "TaskManager",
+                datacenter_id: "datacenter-2",
                 datacenter: "DC0",
+                vm_folder: "group-v3",
+                host_folder: "group-h4",
+                datastore_folder: "group-s5",
+                network_folder: "group-n6",
+                compute_resource: "domain-s7",
+                host: "host-8",
+                resource_pool: "resgroup-9",
             },
         }
     }
 }
 
-/// A virtual machine as the command line describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Vm {
-    pub name: String,
-    pub moid: String,
-    /// The BIOS UUID (`config.uuid`), what `FindByUuid` with `vmSearch` matches.
-    pub uuid: String,
-    pub powered_on: bool,
-}
-
-/// A `--vm` option before moids are assigned.
+/// A VM as the command line describes it (`--vm`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmSpec {
     pub name: String,
@@ -84,95 +105,91 @@ pub fn parse_vm_spec(spec: &str) -> Result<VmSpec, String> {
     Ok(vm)
 }
 
-/// The VMs and the flavour's shapes.
+/// The host, its datastores and the flavour's shapes.
 #[derive(Debug, Clone)]
 pub struct Inventory {
     pub flavour: Flavour,
-    pub vms: Vec<Vm>,
+    pub release: Release,
+    /// The host's name (`HostSystem.name`, also the compute resource's).
+    pub host_name: String,
+    pub datastores: Datastores,
     /// vCenter's `about.instanceUuid`.
     pub instance_uuid: String,
 }
 
 impl Inventory {
-    /// Assigns moids (ESXi: 1, 2, …; vCenter: vm-1001, …) and UUIDs (derived from the name) where the specs
-    /// leave them out. Names and moids must be unique.
-    pub fn new(flavour: Flavour, specs: &[VmSpec]) -> Result<Inventory, String> {
-        let mut vms: Vec<Vm> = Vec::new();
-        for (i, spec) in specs.iter().enumerate() {
-            let moid = spec.moid.clone().unwrap_or_else(|| match flavour {
-                Flavour::Esxi => (i + 1).to_string(),
-                Flavour::Vcenter => format!("vm-{}", 1001 + i),
-            });
-            let uuid = spec.uuid.clone().unwrap_or_else(|| uuid_from(&format!("bios:{}", spec.name)));
-            if vms.iter().any(|v| v.name == spec.name || v.moid == moid) {
-                return Err(format!("VM '{}' (moid {moid}): name or moid given twice", spec.name));
-            }
-            vms.push(Vm { name: spec.name.clone(), moid, uuid, powered_on: spec.powered_on });
+    pub fn new(flavour: Flavour, release: Release, host_name: &str, datastores: Datastores) -> Inventory {
+        Inventory {
+            flavour,
+            release,
+            host_name: host_name.to_string(),
+            datastores,
+            instance_uuid: uuid_from("vcenter-instance"),
         }
-        Ok(Inventory { flavour, vms, instance_uuid: uuid_from("vcenter-instance") })
     }
 
     pub fn well_known(&self) -> WellKnown {
         self.flavour.well_known()
     }
 
-    pub fn by_moid(&self, moid: &str) -> Option<&Vm> {
-        self.vms.iter().find(|v| v.moid == moid)
-    }
-
-    /// `DATACENTER/vm/NAME`.
-    pub fn by_path(&self, path: &str) -> Option<&Vm> {
-        let prefix = format!("{}/vm/", self.well_known().datacenter);
-        let name = path.strip_prefix(&prefix)?;
-        self.vms.iter().find(|v| v.name == name)
-    }
-
-    pub fn by_uuid(&self, uuid: &str) -> Option<&Vm> {
-        self.vms.iter().find(|v| v.uuid.eq_ignore_ascii_case(uuid))
+    /// The product's `about` version fields.
+    pub fn about(&self) -> About {
+        match self.flavour {
+            Flavour::Esxi => self.release.esxi(),
+            Flavour::Vcenter => self.release.vcenter(),
+        }
     }
 
     /// The inventory path of a VM, as `FindByInventoryPath` takes it.
-    pub fn path_of(&self, vm: &Vm) -> String {
-        format!("{}/vm/{}", self.well_known().datacenter, vm.name)
+    pub fn path_of(&self, vm_name: &str) -> String {
+        format!("{}/vm/{}", self.well_known().datacenter, vm_name)
     }
 
     /// The `returnval` of RetrieveServiceContent (its children, without the element itself).
     pub fn service_content_xml(&self) -> String {
         let w = self.well_known();
-        let moref = |tag: &str, ty: &str, id: &str| format!("<{tag} type=\"{ty}\">{}</{tag}>", escape(id));
-        let (about_name, full_name, build, product, api_type, os_type) = match self.flavour {
+        let a = self.about();
+        let (name, product, api_type, os_type, license, instance_uuid) = match self.flavour {
             Flavour::Esxi => {
-                ("VMware ESXi", "VMware ESXi 8.0.2 build-22380479", "22380479", "embeddedEsx", "HostAgent", "vmnix-x86")
+                ("VMware ESXi", "embeddedEsx", "HostAgent", "vmnix-x86", "VMware ESX Server", String::new())
             }
             Flavour::Vcenter => (
                 "VMware vCenter Server",
-                "VMware vCenter Server 8.0.2 build-22385739",
-                "22385739",
                 "vpx",
                 "VirtualCenter",
                 "linux-x64",
+                "VMware VirtualCenter Server",
+                format!("<instanceUuid>{}</instanceUuid>", self.instance_uuid),
             ),
-        };
-        let instance_uuid = match self.flavour {
-            Flavour::Esxi => String::new(),
-            Flavour::Vcenter => format!("<instanceUuid>{}</instanceUuid>", self.instance_uuid),
         };
         [
             moref("rootFolder", "Folder", w.root_folder),
             moref("propertyCollector", "PropertyCollector", w.property_collector),
             moref("viewManager", "ViewManager", w.view_manager),
             format!(
-                "<about><name>{about_name}</name><fullName>{full_name}</fullName><vendor>VMware, Inc.</vendor>\
-                 <version>8.0.2</version><build>{build}</build><localeVersion>INTL</localeVersion>\
-                 <localeBuild>000</localeBuild><osType>{os_type}</osType><productLineId>{product}</productLineId>\
-                 <apiType>{api_type}</apiType><apiVersion>8.0.2.0</apiVersion>{instance_uuid}\
-                 <licenseProductName>VMware ESX Server</licenseProductName>\
-                 <licenseProductVersion>8.0</licenseProductVersion></about>"
+                "<about><name>{name}</name><fullName>{name} {version} build-{build}</fullName>\
+                 <vendor>VMware, Inc.</vendor><version>{version}</version><build>{build}</build>\
+                 <localeVersion>INTL</localeVersion><localeBuild>000</localeBuild><osType>{os_type}</osType>\
+                 <productLineId>{product}</productLineId><apiType>{api_type}</apiType>\
+                 <apiVersion>{api}</apiVersion>{instance_uuid}<licenseProductName>{license}</licenseProductName>\
+                 <licenseProductVersion>{license_version}</licenseProductVersion></about>",
+                version = a.version,
+                build = a.build,
+                api = a.api_version,
+                license_version = self.release.license_version(),
             ),
             moref("sessionManager", "SessionManager", w.session_manager),
             moref("searchIndex", "SearchIndex", w.search_index),
+            moref("taskManager", "TaskManager", w.task_manager),
         ]
         .concat()
+    }
+
+    /// `about.fullName`, for the start-up log.
+    pub fn full_name(&self) -> String {
+        let a = self.about();
+        let name = if self.flavour == Flavour::Esxi { "VMware ESXi" } else { "VMware vCenter Server" };
+        format!("{name} {} build-{}", a.version, a.build)
     }
 }
 
@@ -200,20 +217,20 @@ mod tests {
     }
 
     #[test]
-    fn moids_paths_and_uuids_per_flavour() {
-        let specs = [parse_vm_spec("a").unwrap(), parse_vm_spec("b,moid=77").unwrap()];
-        let esx = Inventory::new(Flavour::Esxi, &specs).unwrap();
-        assert_eq!(esx.vms[0].moid, "1");
-        assert_eq!(esx.by_path("ha-datacenter/vm/b").unwrap().moid, "77");
-        assert!(esx.by_path("DC0/vm/b").is_none());
-        let vc = Inventory::new(Flavour::Vcenter, &specs).unwrap();
-        assert_eq!(vc.vms[0].moid, "vm-1001");
-        assert_eq!(vc.path_of(&vc.vms[1]), "DC0/vm/b");
-        let uuid = vc.vms[0].uuid.to_ascii_uppercase();
-        assert_eq!(vc.by_uuid(&uuid).unwrap().name, "a");
-        assert!(vc.service_content_xml().contains("<apiType>VirtualCenter</apiType>"));
-        assert!(esx.service_content_xml().contains("<rootFolder type=\"Folder\">ha-folder-root</rootFolder>"));
-        let dup = [parse_vm_spec("a").unwrap(), parse_vm_spec("a").unwrap()];
-        assert!(Inventory::new(Flavour::Esxi, &dup).is_err());
+    fn about_follows_flavour_and_release() {
+        let esx = Inventory::new(Flavour::Esxi, Release::V6_5, "esx", Datastores::default());
+        let xml = esx.service_content_xml();
+        assert!(xml.contains("<rootFolder type=\"Folder\">ha-folder-root</rootFolder>"));
+        assert!(xml.contains("<fullName>VMware ESXi 6.5.0 build-13932383</fullName>"), "{xml}");
+        assert!(xml.contains("<apiVersion>6.5</apiVersion>") && xml.contains("<productLineId>embeddedEsx<"));
+        assert!(xml.contains("<licenseProductVersion>6.0</licenseProductVersion>"));
+        assert!(!xml.contains("instanceUuid"));
+        assert_eq!(esx.path_of("a"), "ha-datacenter/vm/a");
+        let vc = Inventory::new(Flavour::Vcenter, Release::V8_0, "esx", Datastores::default());
+        let xml = vc.service_content_xml();
+        assert!(xml.contains("<apiType>VirtualCenter</apiType>") && xml.contains("<apiVersion>8.0.2.0<"));
+        assert!(xml.contains("<instanceUuid>"));
+        assert_eq!(vc.path_of("a"), "DC0/vm/a");
+        assert_eq!(vc.full_name(), "VMware vCenter Server 8.0.2 build-22385739");
     }
 }

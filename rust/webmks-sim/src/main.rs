@@ -1,66 +1,115 @@
-//! `webmks-sim`: a test double for an ESXi host or a vCenter, on one HTTPS port. It answers the subset of
-//! the vSphere SOAP API that clients use to find a VM and acquire a webmks ticket, and serves the ticket's
-//! WebSocket with VMware's RFB dialect, re-encoding the screen of a real VNC server (QEMU).
+//! `webmks-sim`: a test double for a standalone ESXi host (or a vCenter) on one HTTPS port. It answers the
+//! subset of the vSphere SOAP API that libvirt's esx driver, pyVmomi and our own client use, serves datastore
+//! files, runs a real QEMU guest for every VM it powers on, and serves webmks tickets with VMware's RFB dialect
+//! over WebSocket, re-encoding the screen of a real VNC server.
 
 #[macro_use]
 mod log;
+mod acquire;
 mod backend;
 mod cert;
+mod collector;
 mod control;
+mod datastore;
+mod filters;
+mod folder;
+mod guest;
 mod https;
 mod inventory;
+mod lifecycle;
 mod mks;
-mod properties;
+mod objects;
+mod qmp;
+mod search;
 mod sessions;
 mod sim;
 mod soap;
+mod tasks;
 mod tickets;
 mod tightpng;
 mod update;
+mod values;
+mod version;
+mod views;
 mod vim;
+mod vms;
 mod vmw;
+mod vmx;
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
 use crate::cert::Identity;
-use crate::control::{Control, Stats};
+use crate::control::Control;
+use crate::datastore::{parse_datastore_spec, Datastores};
+use crate::guest::GuestSettings;
 use crate::inventory::{parse_vm_spec, Flavour, Inventory};
-use crate::sim::{Settings, Sim};
+use crate::sim::{lock, Settings, Sim};
+use crate::version::Release;
+use crate::vms::Registry;
 
-const ABOUT: &str = "A stand-in for an ESXi host or vCenter in tests: vSphere SOAP subset, webmks tickets, and the \
-VMware RFB dialect over WebSocket in front of a real VNC server";
+const ABOUT: &str = "A stand-in for a standalone ESXi host (or vCenter) in tests: vSphere SOAP subset, datastore \
+files, QEMU guests, webmks tickets and the VMware RFB dialect over WebSocket";
 
 const LONG_ABOUT: &str = "\
-A stand-in for an ESXi host or vCenter in tests, on one HTTPS port with a fresh self-signed certificate.
+A stand-in for a standalone ESXi host (or vCenter) in tests, on one HTTPS port with a fresh self-signed
+certificate. libvirt's esx driver (virsh -c 'esx://root@HOST:PORT/?no_verify=1'), pyVmomi and the project's own
+client drive it.
 
 What it is:
-  * /sdk: the vSphere SOAP calls clients need to reach a console: RetrieveServiceContent, Login, Logout,
-    SearchIndex.FindByInventoryPath / FindByUuid, ViewManager.CreateContainerView, DestroyView,
-    PropertyCollector.RetrievePropertiesEx / ContinueRetrievePropertiesEx / RetrieveProperties, the Fetch
-    accessor (pyVmomi's vm.name), and VirtualMachine.AcquireTicket('webmks'). Faults are shaped like
-    vSphere's (HTTP 500, ServerFaultCode, InvalidLogin, NotAuthenticated, ManagedObjectNotFound,
-    InvalidState, InvalidArgument). GET /sdk/vimServiceVersions.xml announces API 8.0.2.0. The SOAPAction
-    version decides the ticket fields: url needs >= 7.0, certThumbprintList >= 7.0.3.1.
+  * /sdk: the vSphere SOAP calls those clients make. ServiceInstance: RetrieveServiceContent (`about` of the
+    --esxi-version), CurrentTime. SessionManager: Login, Logout, currentSession. SearchIndex:
+    FindByInventoryPath (DC/vm/NAME, DC/host/HOST[/HOST|/Resources], DC/datastore/NAME), FindByUuid,
+    FindByDatastorePath. ViewManager: CreateContainerView, DestroyView. PropertyCollector:
+    RetrieveProperties, RetrievePropertiesEx / ContinueRetrievePropertiesEx / CancelRetrievePropertiesEx with
+    traversal specs (folderToChildEntity, datacenterToVmFolder, computeResourceToHost, hostSystemToVm,
+    hostSystemToDatastore, ContainerView.view, ...), CreateFilter, WaitForUpdates(Ex), DestroyPropertyFilter,
+    and the Fetch accessor. Folder: RegisterVM_Task. VirtualMachine: PowerOnVM_Task, PowerOffVM_Task,
+    UnregisterVM, Destroy_Task, AcquireTicket('webmks'). Tasks report TaskInfo (info.state, result, error).
+    The inventory is a standalone host's: Folder ha-folder-root > Datacenter ha-datacenter > folders
+    ha-folder-vm/-host/-datastore/-network, ComputeResource ha-compute-res with HostSystem ha-host and
+    ResourcePool ha-root-pool, the datastores, the VMs (moids 1, 2, ...; vm-1001, ... as vCenter). Values
+    carry their xsi:type as a real host writes them. Faults are vSphere's (HTTP 500, ServerFaultCode):
+    InvalidLogin, NotAuthenticated, ManagedObjectNotFound, InvalidArgument, InvalidProperty, InvalidState,
+    InvalidPowerState (power operations and UnregisterVM in the wrong state), TaskInProgress, FileNotFound (a
+    missing .vmx; a disk or CD-ROM image missing at power-on), AlreadyExists, DuplicateName,
+    InvalidDatastorePath, SystemError.
+  * GET /sdk/vimServiceVersions.xml: the API versions of the --esxi-version.
+  * /folder/PATH?dcPath=ha-datacenter&dsName=NAME: the files of datastore NAME (--datastore), GET, PUT
+    (missing directories are made) and DELETE, for a live SOAP session's cookie or HTTP basic authentication;
+    paths never leave the datastore's directory.
+  * VMs: --vm VMs have the --vnc server as console; power operations only flip their state. VMs registered
+    from a .vmx (RegisterVM_Task reads displayName, uuid.bios, memsize, RemoteDisplay.vnc.*, serial0.*,
+    guestinfo.*) start a real QEMU guest at power-on (--guest-kernel, --guest-initrd, --qmp-dir; power-on
+    reads the .vmx again, and fails with FileNotFound when a disk or CD-ROM image it names is missing from the
+    datastore). Up to ESXi 6.7, RemoteDisplay.vnc.enabled/port/password give the VM a VNC server (RFB with VNC
+    authentication) on the listen address at that port, as ESXi's built-in VNC server did; from 7.0 on those
+    keys are ignored. A serial0 network port (serial0.fileType = \"network\", serial0.fileName =
+    \"telnet://HOST:PORT\") is a TCP port on the listen address carrying the guest's serial line (raw bytes).
+    Power-off, Destroy_Task and the simulator's exit stop the guest.
   * /ticket/<ticket>: the webmks WebSocket (subprotocol 'binary' required, else HTTP 400). Tickets are
-    one-shot: unknown -> 404; used, expired, or acquired by a session that has logged out -> 503.
+    one-shot: unknown -> 404; used, expired, or acquired by a session that has logged out -> 503. AcquireTicket
+    works on every version (ESXi 6.5's host client used webmks too); it fails with InvalidState while the VM
+    is powered off and, for --mks-delay seconds after a power-on, with SystemError whose reason is \"'mks' is
+    not available\". The ticket's fields follow the lower of the SOAPAction version and the host's API
+    version: url needs >= 7.0, certThumbprintList >= 7.0.3.1.
     Behind it: RFB 3.8 with security None, B,G,R,X pixels, TightPNG (fill + PNG) or Raw, the VMware
     pseudo-encodings (cursor, cursor state, LED state, key repeat), ServerCaps and the VMware client
     messages (VMWKeyEvent scancodes go to QEMU as extended key events), each connection backed by its own
-    connection to --vnc.
+    connection to the VM's VNC server.
     Type-127 server messages go only to clients that advertised VMWServerCaps; Heartbeats (every 3 s) and
     SessionClose only to clients whose ClientCaps asked for them.
-  * /_sim/ (loopback only): GET stats (JSON counters); POST close, stall, freeze, thaw,
-    refuse-tickets?n=N, close-after-keys?n=N.
+  * /_sim/ (loopback only): GET stats (JSON counters), GET guests (the running guests by moid: QEMU's pid,
+    QMP socket and log); POST close, stall, freeze, thaw, refuse-tickets?n=N, close-after-keys?n=N.
 
-What it is not: a vCenter or ESXi. No tasks, no power operations, no other managed objects, no
-authorisation beyond one user, no VVC, no JPEG, no CopyRect, no audio, no multi-monitor.
+What it is not: an ESXi host or vCenter. No other managed objects or methods, no authorisation beyond one
+user, no snapshots, no networks, no VVC, no JPEG, no CopyRect, no audio, no multi-monitor.
 
 At start it prints one line to stdout:
   webmks-sim listening on https://HOST:PORT/sdk sha1=AB:... sha256=AB:...
@@ -80,7 +129,8 @@ struct Cli {
     /// Address to listen on; port 0 picks a free port (printed in the start line).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// An extra name for the certificate (besides localhost and 127.0.0.1).
+    /// An extra name for the certificate (besides localhost and 127.0.0.1), also the host's name in the
+    /// inventory (default: localhost.localdomain).
     #[arg(long)]
     hostname: Option<String>,
     /// Write the PEM certificate here (clients can use it as their CA file).
@@ -89,16 +139,41 @@ struct Cli {
     /// Which endpoint to imitate.
     #[arg(long, value_enum, default_value = "esxi")]
     flavour: FlavourArg,
+    /// The version of the simulated host (`about`, vimServiceVersions.xml, ticket dialect; up to 6.7 VMs get the
+    /// built-in VNC server of their .vmx's RemoteDisplay.vnc.* keys).
+    #[arg(long, value_name = "6.5|6.7|7.0|8.0", default_value = "8.0", value_parser = Release::parse)]
+    esxi_version: Release,
+    /// A datastore: its name and the local directory holding its files; repeatable. VMs are registered from
+    /// .vmx files in it, and /folder serves it.
+    #[arg(long = "datastore", value_name = "NAME=DIR", value_parser = parse_datastore_spec)]
+    datastores: Vec<datastore::Datastore>,
+    /// The guest kernel every powered-on VM boots (tools/build-guest's vmlinuz).
+    #[arg(long, value_name = "FILE", requires_all = ["guest_initrd", "qmp_dir"])]
+    guest_kernel: Option<PathBuf>,
+    /// The guest's initrd (tools/build-guest's initrd.gz).
+    #[arg(long, value_name = "FILE", requires_all = ["guest_kernel", "qmp_dir"])]
+    guest_initrd: Option<PathBuf>,
+    /// Where a running VM's QMP socket (DIR/MOID.sock) and QEMU log (DIR/MOID.log) go.
+    #[arg(long, value_name = "DIR", requires_all = ["guest_kernel", "guest_initrd"])]
+    qmp_dir: Option<PathBuf>,
+    /// The QEMU binary for guests.
+    #[arg(long, value_name = "FILE", default_value = "qemu-system-x86_64")]
+    qemu: PathBuf,
+    /// Seconds after a power-on during which the VM's MKS is not available yet: AcquireTicket fails with a
+    /// SystemError ('mks' is not available), as on a real host.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    mks_delay: f64,
     /// The one user name Login accepts.
     #[arg(long, default_value = "root")]
     user: String,
     /// The password Login accepts.
     #[arg(long, env = "WEBMKS_SIM_PASSWORD", hide_env_values = true)]
     password: String,
-    /// A VM: NAME[,moid=ID][,uuid=BIOS-UUID][,power=on|off]; repeatable. Default: one VM 'sut', powered on.
+    /// A VM: NAME[,moid=ID][,uuid=BIOS-UUID][,power=on|off]; repeatable. Its console is --vnc. Default: one VM
+    /// 'sut', powered on, unless a --datastore is given (then none: VMs are registered from .vmx files).
     #[arg(long = "vm", value_name = "SPEC")]
     vms: Vec<String>,
-    /// The VNC server (QEMU) behind every VM's console; needed to serve /ticket.
+    /// The VNC server (QEMU) behind the consoles of the --vm VMs; needed to serve their /ticket.
     #[arg(long, value_name = "HOST:PORT")]
     vnc: Option<String>,
     /// The VNC server's password, if it asks for one.
@@ -155,9 +230,17 @@ async fn run(cli: Cli) -> Result<(), String> {
         FlavourArg::Esxi => Flavour::Esxi,
         FlavourArg::Vcenter => Flavour::Vcenter,
     };
-    let specs = if cli.vms.is_empty() { vec!["sut".to_string()] } else { cli.vms.clone() };
+    let specs = match (cli.vms.is_empty(), cli.datastores.is_empty()) {
+        (true, true) => vec!["sut".to_string()],
+        _ => cli.vms.clone(),
+    };
     let specs = specs.iter().map(|s| parse_vm_spec(s)).collect::<Result<Vec<_>, _>>()?;
-    let inventory = Inventory::new(flavour, &specs)?;
+    let vms = Registry::new(flavour, &specs)?;
+    let host_name = cli.hostname.clone().unwrap_or_else(|| "localhost.localdomain".to_string());
+    let inventory = Inventory::new(flavour, cli.esxi_version, &host_name, Datastores::new(cli.datastores.clone())?);
+    if !(0.0..=3600.0).contains(&cli.mks_delay) {
+        return Err(format!("--mks-delay {} is not between 0 and 3600 seconds", cli.mks_delay));
+    }
     let identity = Identity::generate(cli.hostname.as_deref()).map_err(|e| format!("certificate: {e}"))?;
     let ticket_thumbprints = if cli.wrong_thumbprint {
         Identity::generate(None).map_err(|e| format!("certificate: {e}"))?.thumbprints
@@ -170,6 +253,12 @@ async fn run(cli: Cli) -> Result<(), String> {
     let tls = identity.server_config().map_err(|e| format!("TLS configuration: {e}"))?;
     let listener = tokio::net::TcpListener::bind(cli.listen).await.map_err(|e| format!("{}: {e}", cli.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let guests = match (cli.guest_kernel, cli.guest_initrd, cli.qmp_dir) {
+        (Some(kernel), Some(initrd), Some(qmp_dir)) => {
+            Some(GuestSettings { qemu: cli.qemu, kernel, initrd, qmp_dir, host: local.ip() })
+        }
+        _ => None,
+    };
     let settings = Settings {
         user: cli.user,
         password: cli.password,
@@ -181,19 +270,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         close_mid_update_after: cli.close_mid_update_after,
         slow: Duration::from_millis(cli.slow_ms),
         extra_vmware_messages: cli.extra_vmware_messages,
+        mks_delay: Duration::from_secs_f64(cli.mks_delay),
+        guests,
     };
-    let sim = Arc::new(Sim {
-        settings,
-        inventory,
-        local,
-        thumbprints: identity.thumbprints.clone(),
-        ticket_thumbprints,
-        sessions: Mutex::default(),
-        tickets: Mutex::default(),
-        views: Mutex::default(),
-        stats: Stats::default(),
-        control: Control::new(cli.refuse_tickets),
-    });
+    let thumbprints = identity.thumbprints.clone();
+    let control = Control::new(cli.refuse_tickets);
+    let sim = Arc::new(Sim::new(settings, inventory, vms, local, thumbprints, ticket_thumbprints, control));
     let mut stdout = std::io::stdout();
     writeln!(
         stdout,
@@ -202,16 +284,43 @@ async fn run(cli: Cli) -> Result<(), String> {
     )
     .and_then(|()| stdout.flush())
     .map_err(|e| format!("stdout: {e}"))?;
-    for vm in &sim.inventory.vms {
+    log_inventory(&sim);
+    let serve = https::serve(listener, tokio_rustls::TlsAcceptor::from(Arc::new(tls)), sim.clone());
+    tokio::select! {
+        () = serve => {}
+        why = terminated() => log!("{why}: stopping"),
+    }
+    lifecycle::stop_all(&sim).await;
+    Ok(())
+}
+
+/// What the simulated host has at start.
+fn log_inventory(sim: &Sim) {
+    let inv = &sim.inventory;
+    log!("{} ({:?}), host {}", inv.full_name(), inv.flavour, inv.host_name);
+    for d in &inv.datastores.list {
+        log!("datastore {} ({}) is {}", d.name, d.mount_path(), d.dir.display());
+    }
+    for vm in &lock(&sim.model).vms.vms {
         log!(
             "VM {} moid {} uuid {} {} path {}",
             vm.name,
             vm.moid,
             vm.uuid,
             if vm.powered_on { "poweredOn" } else { "poweredOff" },
-            sim.inventory.path_of(vm)
+            inv.path_of(&vm.name)
         );
     }
-    https::serve(listener, tokio_rustls::TlsAcceptor::from(Arc::new(tls)), sim).await;
-    Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT; names it.
+async fn terminated() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
 }

@@ -57,19 +57,24 @@ impl std::fmt::Display for End {
     }
 }
 
-/// One webmks connection: serves it until it ends, counting it in the stats.
-pub async fn serve(sim: Arc<Sim>, vm: usize, ws: Ws, backend: TcpStream, peer: String) {
+/// The VNC server behind one webmks connection: a connected stream and the server's password.
+pub struct Console {
+    pub stream: TcpStream,
+    pub password: Option<String>,
+}
+
+/// One webmks connection to VM `name`: serves it until it ends, counting it in the stats.
+pub async fn serve(sim: Arc<Sim>, name: String, ws: Ws, console: Console, peer: String) {
     bump(&sim.stats.sessions_total);
     bump(&sim.stats.sessions_open);
-    let name = sim.inventory.vms[vm].name.clone();
     log!("{peer} webmks session on VM {name} opened");
-    let end = run(&sim, &name, ws, backend).await;
+    let end = run(&sim, &name, ws, console).await;
     sim.stats.sessions_open.fetch_sub(1, Relaxed);
     log!("{peer} webmks session on VM {name} ended: {end}");
 }
 
-async fn run(sim: &Arc<Sim>, name: &str, ws: Ws, backend: TcpStream) -> End {
-    let backend = match Backend::start(backend, sim.settings.vnc_password.clone(), HANDSHAKE_TIMEOUT).await {
+async fn run(sim: &Arc<Sim>, name: &str, ws: Ws, console: Console) -> End {
+    let backend = match Backend::start(console.stream, console.password, HANDSHAKE_TIMEOUT).await {
         Ok(b) => b,
         Err(e) => {
             let mut ws = ws;

@@ -1,8 +1,12 @@
 //! SOAP login sessions, identified by the `vmware_soap_session` cookie.
 
 use std::collections::HashMap;
+use std::time::SystemTime;
 
 use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::soap::escape;
+use crate::values::iso8601;
 
 /// `n` random bytes as lowercase hex.
 pub fn random_hex(n: usize) -> String {
@@ -32,7 +36,24 @@ pub fn set_cookie(id: &str) -> String {
 pub struct Session {
     pub user: String,
     pub key: String,
+    pub login_time: SystemTime,
     pub logged_out: bool,
+}
+
+impl Session {
+    /// The fields of this session's `UserSession` (Login's answer, `SessionManager.currentSession`).
+    pub fn user_session_fields(&self) -> String {
+        let time = iso8601(self.login_time);
+        format!(
+            "<key>{key}</key><userName>{user}</userName><fullName>{full}</fullName><loginTime>{time}</loginTime>\
+             <lastActiveTime>{time}</lastActiveTime><locale>en</locale><messageLocale>en</messageLocale>\
+             <extensionSession>false</extensionSession><ipAddress>127.0.0.1</ipAddress>\
+             <userAgent>webmks-sim</userAgent><callCount>0</callCount>",
+            key = self.key,
+            user = escape(&self.user),
+            full = if self.user == "root" { "root" } else { "" },
+        )
+    }
 }
 
 /// All sessions ever created (logged-out ones are kept: tickets remember which session made them).
@@ -46,7 +67,8 @@ impl Sessions {
     pub fn login(&mut self, user: &str) -> String {
         let id = random_hex(20);
         let key = format!("52{}", random_hex(15));
-        self.by_id.insert(id.clone(), Session { user: user.to_string(), key, logged_out: false });
+        let session = Session { user: user.to_string(), key, login_time: SystemTime::now(), logged_out: false };
+        self.by_id.insert(id.clone(), session);
         id
     }
 

@@ -1,23 +1,35 @@
 //! The simulator's shared state: settings from the command line, the inventory, identities, sessions,
-//! tickets, views, counters and control switches. One instance lives for the whole run.
+//! tickets, the model (VMs, tasks, views, property filters), the running guests, counters and control
+//! switches. One instance lives for the whole run.
+//!
+//! Lock order, where more than one is held: sessions, tickets, model, guests.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use crate::cert::Thumbprints;
+use crate::collector::Pages;
 use crate::control::{Control, Stats};
+use crate::filters::Filters;
+use crate::guest::{Guest, GuestSettings};
 use crate::inventory::Inventory;
-use crate::properties::Views;
-use crate::sessions::Sessions;
+use crate::objects::World;
+use crate::sessions::{Session, Sessions};
+use crate::tasks::Tasks;
 use crate::tickets::Tickets;
+use crate::views::Views;
+use crate::vms::Registry;
 
 /// Behaviour chosen on the command line.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub user: String,
     pub password: String,
-    /// The real VNC server behind every console (`HOST:PORT`).
+    /// The real VNC server behind the consoles of `--vm` VMs (`HOST:PORT`).
     pub vnc: Option<String>,
     pub vnc_password: Option<String>,
     pub ticket_ttl: Duration,
@@ -28,6 +40,36 @@ pub struct Settings {
     pub close_mid_update_after: Option<u64>,
     pub slow: Duration,
     pub extra_vmware_messages: bool,
+    /// How long after a power-on the MKS is not available yet (AcquireTicket fails).
+    pub mks_delay: Duration,
+    /// How registered VMs' guests run; `None` when `--guest-kernel` and friends are missing.
+    pub guests: Option<GuestSettings>,
+}
+
+/// What changes while the simulator runs, under one lock.
+#[derive(Debug)]
+pub struct Model {
+    pub vms: Registry,
+    pub tasks: Tasks,
+    pub views: Views,
+    pub pages: Pages,
+    pub filters: Filters,
+}
+
+impl Model {
+    /// The collector's view of everything, for a caller in `session`.
+    pub fn world<'a>(&'a self, inv: &'a Inventory, session: Option<&'a Session>) -> World<'a> {
+        World { inv, vms: &self.vms, tasks: &self.tasks, views: &self.views, session }
+    }
+
+    /// The collector's view and the property filters at once (filters read the one and change the other).
+    pub fn world_and_filters<'a>(
+        &'a mut self,
+        inv: &'a Inventory,
+        session: Option<&'a Session>,
+    ) -> (World<'a>, &'a mut Filters) {
+        (World { inv, vms: &self.vms, tasks: &self.tasks, views: &self.views, session }, &mut self.filters)
+    }
 }
 
 pub struct Sim {
@@ -41,7 +83,11 @@ pub struct Sim {
     pub ticket_thumbprints: Thumbprints,
     pub sessions: Mutex<Sessions>,
     pub tickets: Mutex<Tickets>,
-    pub views: Mutex<Views>,
+    pub model: Mutex<Model>,
+    /// The running guests of registered VMs, by moid.
+    pub guests: Mutex<HashMap<String, Guest>>,
+    /// Bumped whenever something property filters may report changes (tasks, power states, the VM list).
+    pub changes: watch::Sender<u64>,
     pub stats: Stats,
     pub control: Control,
 }
@@ -52,42 +98,94 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Sim {
+    /// A simulator with empty sessions, tickets, tasks and views.
+    pub fn new(
+        settings: Settings,
+        inventory: Inventory,
+        vms: Registry,
+        local: SocketAddr,
+        thumbprints: Thumbprints,
+        ticket_thumbprints: Thumbprints,
+        control: Control,
+    ) -> Sim {
+        let model = Model {
+            vms,
+            tasks: Tasks::new(inventory.flavour),
+            views: Views::default(),
+            pages: Pages::default(),
+            filters: Filters::default(),
+        };
+        Sim {
+            settings,
+            inventory,
+            local,
+            thumbprints,
+            ticket_thumbprints,
+            sessions: Mutex::default(),
+            tickets: Mutex::default(),
+            model: Mutex::new(model),
+            guests: Mutex::default(),
+            changes: watch::Sender::new(0),
+            stats: Stats::default(),
+            control,
+        }
+    }
+
     /// The host written into tickets.
     pub fn ticket_host(&self) -> String {
         self.settings.ticket_host.clone().unwrap_or_else(|| self.local.ip().to_string())
+    }
+
+    /// Tells waiting `WaitForUpdates` calls to look again.
+    pub fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// The live session with this cookie id.
+    pub fn session(&self, id: &str) -> Option<Session> {
+        lock(&self.sessions).get(id).cloned()
     }
 }
 
 #[cfg(test)]
 impl Sim {
-    /// A simulator for unit tests: ESXi flavour, user root with password `pw`, VMs `on` (moid 1) and `off`
-    /// (moid 2, powered off), listening on 127.0.0.1:8443 (nothing is bound).
+    /// A simulator for unit tests: ESXi 8.0, user root with password `pw`, VMs `on` (moid 1) and `off` (moid 2,
+    /// powered off), listening on 127.0.0.1:8443 (nothing is bound), no datastores, no MKS delay.
     pub fn for_tests(refuse_tickets: u64) -> Sim {
+        Sim::for_tests_with(refuse_tickets, crate::version::Release::V8_0, crate::datastore::Datastores::default())
+    }
+
+    /// The same for another release, with datastores.
+    pub fn for_tests_with(
+        refuse_tickets: u64,
+        release: crate::version::Release,
+        datastores: crate::datastore::Datastores,
+    ) -> Sim {
         use crate::inventory::{parse_vm_spec, Flavour};
         let specs = [parse_vm_spec("on").unwrap(), parse_vm_spec("off,power=off").unwrap()];
         let thumbprints = Thumbprints { sha1: "AA:BB".into(), sha256: "CC:DD".into() };
-        Sim {
-            settings: Settings {
-                user: "root".into(),
-                password: "pw".into(),
-                vnc: None,
-                vnc_password: None,
-                ticket_ttl: Duration::from_secs(60),
-                ticket_host: None,
-                ticket_url: true,
-                close_mid_update_after: None,
-                slow: Duration::ZERO,
-                extra_vmware_messages: false,
-            },
-            inventory: Inventory::new(Flavour::Esxi, &specs).unwrap(),
-            local: "127.0.0.1:8443".parse().unwrap(),
-            ticket_thumbprints: thumbprints.clone(),
+        let settings = Settings {
+            user: "root".into(),
+            password: "pw".into(),
+            vnc: None,
+            vnc_password: None,
+            ticket_ttl: Duration::from_secs(60),
+            ticket_host: None,
+            ticket_url: true,
+            close_mid_update_after: None,
+            slow: Duration::ZERO,
+            extra_vmware_messages: false,
+            mks_delay: Duration::ZERO,
+            guests: None,
+        };
+        Sim::new(
+            settings,
+            Inventory::new(Flavour::Esxi, release, "esx.test", datastores),
+            Registry::new(Flavour::Esxi, &specs).unwrap(),
+            "127.0.0.1:8443".parse().unwrap(),
+            thumbprints.clone(),
             thumbprints,
-            sessions: Mutex::default(),
-            tickets: Mutex::default(),
-            views: Mutex::default(),
-            stats: Stats::default(),
-            control: Control::new(refuse_tickets),
-        }
+            Control::new(refuse_tickets),
+        )
     }
 }

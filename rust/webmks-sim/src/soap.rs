@@ -5,7 +5,8 @@
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
-/// An XML element: local name, attributes (local names) and text, with its children.
+/// An XML element: local name, attributes (unprefixed ones by name, prefixed ones such as `xsi:type` with their
+/// prefix, so that a reference's `type` and its `xsi:type` stay apart) and text, with its children.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Element {
     pub name: String,
@@ -79,7 +80,8 @@ fn local(name: &[u8]) -> String {
     }
 }
 
-/// Parses a document into its root element. Namespace declarations are dropped; prefixes are stripped.
+/// Parses a document into its root element. Namespace declarations are dropped; prefixes are stripped from
+/// element names.
 pub fn parse_tree(xml: &[u8]) -> Result<Element, String> {
     let mut reader = Reader::from_reader(xml);
     let mut stack: Vec<Element> = Vec::new();
@@ -94,7 +96,7 @@ pub fn parse_tree(xml: &[u8]) -> Result<Element, String> {
                 continue;
             }
             let value = a.unescape_value().map_err(|e| bad(&e))?.into_owned();
-            el.attrs.push((local(key.as_bytes()), value));
+            el.attrs.push((key, value));
         }
         Ok(el)
     };
@@ -237,6 +239,51 @@ impl Fault {
         Fault::new("InvalidState", "The operation is not allowed in the current state.")
     }
 
+    /// A power operation on a VM in the wrong power state (`requested`: the state it needs).
+    pub fn invalid_power_state(requested: &str, existing: &str) -> Self {
+        let shown = if existing == "poweredOn" { "Powered on" } else { "Powered off" };
+        Fault::new(
+            "InvalidPowerState",
+            format!("The attempted operation cannot be performed in the current state ({shown})."),
+        )
+        .with_fields(format!("<requestedState>{requested}</requestedState><existingState>{existing}</existingState>"))
+    }
+
+    /// Another task on the same object is still running.
+    pub fn task_in_progress(task: &str) -> Self {
+        Fault::new(
+            "TaskInProgress",
+            "The operation is not allowed in the current state because the virtual machine has a task in progress.",
+        )
+        .with_fields(moref("task", "Task", task))
+    }
+
+    /// A datastore file that does not exist (`file` as `[DATASTORE] path`).
+    pub fn file_not_found(file: &str) -> Self {
+        Fault::new("FileNotFound", format!("File {file} was not found"))
+            .with_fields(format!("<file>{}</file>", escape(file)))
+    }
+
+    /// vSphere's catch-all fault; `reason` is also its message's end.
+    pub fn system_error(reason: &str) -> Self {
+        Fault::new("SystemError", format!("A general system error occurred: {reason}"))
+            .with_fields(format!("<reason>{}</reason>", escape(reason)))
+    }
+
+    pub fn already_exists(name: &str) -> Self {
+        Fault::new("AlreadyExists", format!("The specified key, name, or identifier '{name}' already exists."))
+            .with_fields(format!("<name>{}</name>", escape(name)))
+    }
+
+    pub fn invalid_datastore_path(path: &str) -> Self {
+        Fault::new("InvalidDatastorePath", format!("Invalid datastore path '{path}'."))
+            .with_fields(format!("<datastorePath>{}</datastorePath>", escape(path)))
+    }
+
+    pub fn not_supported(what: &str) -> Self {
+        Fault::new("NotSupported", format!("The operation is not supported on the object: {what}"))
+    }
+
     pub fn invalid_request(why: &str) -> Self {
         Fault::new("InvalidRequest", why.to_string())
     }
@@ -246,12 +293,13 @@ impl Fault {
             .with_fields(format!("{}<method>{}</method>", moref("receiver", ty, id), escape(method)))
     }
 
-    /// The whole response document (sent with HTTP 500).
+    /// The whole response document (sent with HTTP 500). No whitespace between the fault's elements: libvirt
+    /// refuses text nodes there.
     pub fn to_xml(&self) -> String {
         let kind = self.kind;
         envelope(&format!(
-            "<soapenv:Fault>\n<faultcode>ServerFaultCode</faultcode>\n<faultstring>{}</faultstring>\n<detail>\n\
-             <{kind}Fault xmlns=\"urn:vim25\" xsi:type=\"{kind}\">{}</{kind}Fault>\n</detail>\n</soapenv:Fault>",
+            "<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>{}</faultstring><detail>\
+             <{kind}Fault xmlns=\"urn:vim25\" xsi:type=\"{kind}\">{}</{kind}Fault></detail></soapenv:Fault>",
             escape(&self.message),
             self.fields
         ))
@@ -262,7 +310,11 @@ impl Fault {
 /// the header is missing or names no version (vSphere then answers in its oldest dialect).
 pub fn requested_version(soap_action: Option<&str>) -> Option<Vec<u32>> {
     let action = soap_action?.trim().trim_matches('"');
-    let version = action.strip_prefix("urn:vim25/")?;
+    parse_version(action.strip_prefix("urn:vim25/")?)
+}
+
+/// `7.0.3.1` as comparable numbers.
+pub fn parse_version(version: &str) -> Option<Vec<u32>> {
     version.split('.').map(|p| p.parse().ok()).collect()
 }
 
@@ -272,19 +324,6 @@ pub fn at_least(version: Option<&[u32]>, min: &[u32]) -> bool {
     let n = v.len().max(min.len());
     let part = |s: &[u32], i: usize| s.get(i).copied().unwrap_or(0);
     (0..n).map(|i| part(v, i).cmp(&part(min, i))).find(|o| o.is_ne()) != Some(std::cmp::Ordering::Less)
-}
-
-/// `GET /sdk/vimServiceVersions.xml`: what pyVmomi's SmartConnect reads to pick its API version.
-pub fn service_versions_xml() -> String {
-    let prior = ["8.0.1.0", "8.0.0.2", "8.0.0.1", "8.0.0.0", "7.0.3.2", "7.0.3.1", "7.0.3.0", "7.0.2.1", "7.0.2.0"]
-        .iter()
-        .chain(&["7.0.1.1", "7.0.1.0", "7.0.0.2", "7.0.0.1", "7.0.0.0", "6.7.3", "6.7.2", "6.7.1", "6.7", "6.5", "6.0"])
-        .map(|v| format!("<version>{v}</version>"))
-        .collect::<String>();
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<namespaces version=\"1.0\">\n<namespace>\n<name>urn:vim25</name>\n\
-         <version>8.0.2.0</version>\n<priorVersions>{prior}</priorVersions>\n</namespace>\n</namespaces>\n"
-    )
 }
 
 #[cfg(test)]
@@ -303,7 +342,7 @@ mod tests {
         assert_eq!(r.method(), "AcquireTicket");
         assert_eq!(r.this(), ("VirtualMachine", "1"));
         assert_eq!(r.param("ticketType"), Some("webmks"));
-        assert_eq!(r.call.child("ticketType").unwrap().attr("type"), Some("xsd:string"));
+        assert_eq!(r.call.child("ticketType").unwrap().attr("xsi:type"), Some("xsd:string"));
     }
 
     #[test]
@@ -323,7 +362,7 @@ mod tests {
     #[test]
     fn faults_look_like_vsphere() {
         let xml = Fault::invalid_login().to_xml();
-        assert!(xml.contains("<faultcode>ServerFaultCode</faultcode>"));
+        assert!(xml.contains("<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>"));
         assert!(
             xml.contains("<faultstring>Cannot complete login due to an incorrect user name or password.</faultstring>")
         );
@@ -331,7 +370,7 @@ mod tests {
         let tree = parse_tree(Fault::object_not_found("VirtualMachine", "7").to_xml().as_bytes()).unwrap();
         let detail = tree.child("Body").unwrap().child("Fault").unwrap().child("detail").unwrap();
         let fault = detail.child("ManagedObjectNotFoundFault").unwrap();
-        assert_eq!(fault.attr("type"), Some("ManagedObjectNotFound"));
+        assert_eq!(fault.attr("xsi:type"), Some("ManagedObjectNotFound"));
         assert_eq!(fault.child("obj").unwrap().moref(), ("VirtualMachine", "7"));
     }
 
@@ -347,8 +386,7 @@ mod tests {
         assert_eq!(requested_version(Some("urn:vim25")), None);
         assert_eq!(requested_version(None), None);
         assert!(!at_least(None, &[7, 0]));
-        let doc = parse_tree(service_versions_xml().as_bytes()).unwrap();
-        assert_eq!(doc.attr("version"), Some("1.0"));
-        assert_eq!(doc.child("namespace").unwrap().text_of("version"), Some("8.0.2.0"));
+        assert_eq!(parse_version("6.7.3"), Some(vec![6, 7, 3]));
+        assert_eq!(parse_version("6.x"), None);
     }
 }

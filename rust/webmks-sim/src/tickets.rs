@@ -7,7 +7,8 @@ use crate::sessions::{random_hex, Sessions};
 
 #[derive(Debug, Clone)]
 struct Ticket {
-    vm: usize,
+    /// The VM's managed object id.
+    vm: String,
     session: String,
     expires: Instant,
     used: bool,
@@ -51,15 +52,16 @@ pub struct Tickets {
 }
 
 impl Tickets {
-    /// A new ticket for VM number `vm`, acquired in SOAP session `session`.
-    pub fn issue(&mut self, vm: usize, session: &str, ttl: Duration, now: Instant) -> String {
+    /// A new ticket for the VM with managed object id `vm`, acquired in SOAP session `session`.
+    pub fn issue(&mut self, vm: &str, session: &str, ttl: Duration, now: Instant) -> String {
         let id = random_hex(16);
-        self.by_id.insert(id.clone(), Ticket { vm, session: session.to_string(), expires: now + ttl, used: false });
+        let ticket = Ticket { vm: vm.to_string(), session: session.to_string(), expires: now + ttl, used: false };
+        self.by_id.insert(id.clone(), ticket);
         id
     }
 
-    /// Uses a ticket up; returns its VM number.
-    pub fn redeem(&mut self, id: &str, sessions: &Sessions, now: Instant) -> Result<usize, Refusal> {
+    /// Uses a ticket up; returns its VM's managed object id.
+    pub fn redeem(&mut self, id: &str, sessions: &Sessions, now: Instant) -> Result<String, Refusal> {
         let t = self.by_id.get_mut(id).ok_or(Refusal::Unknown)?;
         if t.used {
             return Err(Refusal::Used);
@@ -71,7 +73,7 @@ impl Tickets {
         if !sessions.is_live(&t.session) {
             return Err(Refusal::LoggedOut);
         }
-        Ok(t.vm)
+        Ok(t.vm.clone())
     }
 }
 
@@ -86,14 +88,14 @@ mod tests {
         let mut t = Tickets::default();
         let now = Instant::now();
         let ttl = Duration::from_secs(60);
-        let a = t.issue(3, &sid, ttl, now);
+        let a = t.issue("3", &sid, ttl, now);
         assert_eq!(a.len(), 32);
-        assert_eq!(t.redeem(&a, &sessions, now), Ok(3));
+        assert_eq!(t.redeem(&a, &sessions, now), Ok("3".to_string()));
         assert_eq!(t.redeem(&a, &sessions, now), Err(Refusal::Used));
         assert_eq!(t.redeem("zzz", &sessions, now), Err(Refusal::Unknown));
-        let b = t.issue(0, &sid, ttl, now);
+        let b = t.issue("1", &sid, ttl, now);
         assert_eq!(t.redeem(&b, &sessions, now + ttl), Err(Refusal::Expired));
-        let c = t.issue(0, &sid, ttl, now);
+        let c = t.issue("1", &sid, ttl, now);
         sessions.logout(&sid);
         assert_eq!(t.redeem(&c, &sessions, now), Err(Refusal::LoggedOut));
         assert_eq!((Refusal::Unknown.status(), Refusal::Used.status()), (404, 503));

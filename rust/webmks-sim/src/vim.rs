@@ -1,13 +1,24 @@
-//! The vSphere API subset: one function per SOAP method, against the simulator's state.
+//! The vSphere API subset: one SOAP method at a time, against the simulator's state. Sessions and the
+//! SearchIndex are here; the PropertyCollector is in [`crate::collector`] and [`crate::filters`], VM operations
+//! in [`crate::lifecycle`], tickets in [`crate::acquire`].
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
+use crate::acquire::acquire_ticket;
+use crate::collector::{collect, describe, fetch};
 use crate::control::bump;
-use crate::inventory::Vm;
-use crate::sessions::set_cookie;
-use crate::sim::{lock, Sim};
-use crate::soap::{at_least, escape, moref, requested_version, response, Fault, Request};
-use crate::tickets::short;
+use crate::lifecycle;
+use crate::objects::Ref;
+use crate::search;
+use crate::sessions::{set_cookie, Session};
+use crate::sim::{lock, Model, Sim};
+use crate::soap::{escape, moref, response, Element, Fault, Request};
+use crate::values::iso8601;
+use crate::views::View;
+
+/// The longest a `WaitForUpdates` call waits for a change before it answers with no updates.
+const WAIT_CAP: Duration = Duration::from_secs(60);
 
 /// An HTTP answer to a SOAP call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,13 +30,18 @@ pub struct Reply {
 
 /// Handles a parsed call. `session` is the id from the `vmware_soap_session` cookie, `soap_action` the
 /// SOAPAction header (its version decides which ticket fields exist).
-pub fn call(sim: &Sim, req: &Request, session: Option<&str>, soap_action: Option<&str>) -> Reply {
+pub async fn call(sim: &Arc<Sim>, req: &Request, session: Option<&str>, soap_action: Option<&str>) -> Reply {
     let mut cookie = None;
-    let result = dispatch(sim, req, session, soap_action, &mut cookie);
+    let result = dispatch(sim, req, session, soap_action, &mut cookie).await;
     match result {
         Ok(inner) => {
-            if !matches!(req.method(), "Login" | "Logout" | "AcquireTicket") {
-                log!("SOAP {}", req.method());
+            match req.method() {
+                "Login" | "Logout" | "AcquireTicket" => {}
+                "RetrieveProperties" | "RetrievePropertiesEx" | "CreateFilter" => {
+                    let specs = req.call.children("specSet").chain(req.call.children("spec"));
+                    log!("SOAP {} {}", req.method(), specs.map(describe).collect::<Vec<_>>().join("; "));
+                }
+                method => log!("SOAP {method}"),
             }
             Reply { status: 200, body: response(req.method(), &inner), set_cookie: cookie }
         }
@@ -36,8 +52,8 @@ pub fn call(sim: &Sim, req: &Request, session: Option<&str>, soap_action: Option
     }
 }
 
-fn dispatch(
-    sim: &Sim,
+async fn dispatch(
+    sim: &Arc<Sim>,
     req: &Request,
     session: Option<&str>,
     soap_action: Option<&str>,
@@ -51,66 +67,99 @@ fn dispatch(
         "Login" => return login(sim, req, cookie),
         _ => {}
     }
-    let session = session.filter(|s| lock(&sim.sessions).is_live(s)).ok_or_else(|| Fault::not_authenticated(ty, id))?;
-    let views = || lock(&sim.views);
+    let (sid, s) =
+        session.and_then(|sid| sim.session(sid).map(|s| (sid, s))).ok_or_else(|| Fault::not_authenticated(ty, id))?;
     let inv = &sim.inventory;
     match req.method() {
         "Logout" => {
-            let mut sessions = lock(&sim.sessions);
-            let user = sessions.get(session).map(|s| s.user.clone()).unwrap_or_default();
-            sessions.logout(session);
+            lock(&sim.sessions).logout(sid);
+            lock(&sim.model).filters.drop_session(sid);
             bump(&sim.stats.logouts);
-            log!("SOAP Logout of '{user}'");
+            log!("SOAP Logout of '{}'", s.user);
             Ok(String::new())
         }
+        "CurrentTime" => Ok(format!("<returnval>{}</returnval>", iso8601(SystemTime::now()))),
         "FindByInventoryPath" => {
-            let path = req.param("inventoryPath").unwrap_or_default();
-            Ok(inv.by_path(path).map(vm_returnval).unwrap_or_default())
+            let model = lock(&sim.model);
+            Ok(returnval(search::by_inventory_path(inv, &model, req.param("inventoryPath").unwrap_or_default())))
         }
         "FindByUuid" => {
-            let uuid = req.param("uuid").unwrap_or_default();
-            let vm_search = req.param("vmSearch") == Some("true");
-            let instance = req.param("instanceUuid") == Some("true");
-            Ok(inv.by_uuid(uuid).filter(|_| vm_search && !instance).map(vm_returnval).unwrap_or_default())
+            let (vm_search, instance) =
+                (req.param("vmSearch") == Some("true"), req.param("instanceUuid") == Some("true"));
+            let model = lock(&sim.model);
+            Ok(returnval(search::vm_by_uuid(&model, req.param("uuid").unwrap_or_default(), vm_search, instance)))
         }
-        "CreateContainerView" => {
-            let (cty, cid) = req.call.child("container").map(|c| c.moref()).unwrap_or_default();
-            if (cty, cid) != ("Folder", inv.well_known().root_folder) {
-                return Err(Fault::object_not_found(cty, cid));
-            }
-            let types: Vec<&str> = req.call.children("type").map(|t| t.text.trim()).collect();
-            let key = lock(&sim.sessions).get(session).map(|s| s.key.clone()).unwrap_or_default();
-            Ok(moref("returnval", "ContainerView", &views().create(inv, &key, &types)))
+        "FindByDatastorePath" => {
+            let model = lock(&sim.model);
+            Ok(returnval(search::vm_by_datastore_path(&model, req.param("path").unwrap_or_default())))
         }
-        "DestroyView" => views().destroy(id).then(String::new).ok_or_else(|| Fault::object_not_found(ty, id)),
+        "CreateContainerView" => create_container_view(sim, req, &s),
+        "DestroyView" => {
+            let destroyed = lock(&sim.model).views.destroy(id);
+            destroyed.then(String::new).ok_or_else(|| Fault::object_not_found(ty, id))
+        }
         "RetrievePropertiesEx" => {
             let max = req.call.child("options").and_then(|o| o.text_of("maxObjects")).and_then(|m| m.parse().ok());
-            let (objects, token) = views().retrieve(inv, &req.call, max)?;
+            let mut model = lock(&sim.model);
+            let objects = retrieve(&model, sim, &req.call, &s)?;
+            let (objects, token) = model.pages.page(objects, max);
             Ok(retrieve_result(&objects, token.as_deref()))
         }
         "ContinueRetrievePropertiesEx" => {
-            let objects = views().continue_retrieve(req.param("token").unwrap_or_default())?;
+            let objects = lock(&sim.model).pages.next(req.param("token").unwrap_or_default())?;
             Ok(retrieve_result(&objects, None))
         }
         "CancelRetrievePropertiesEx" => {
-            views().cancel_retrieve(req.param("token").unwrap_or_default());
+            lock(&sim.model).pages.cancel(req.param("token").unwrap_or_default());
             Ok(String::new())
         }
         "RetrieveProperties" => {
-            let (objects, _) = views().retrieve(inv, &req.call, None)?;
+            let objects = retrieve(&lock(&sim.model), sim, &req.call, &s)?;
             Ok(objects
                 .iter()
                 .map(|o| o.replacen("<objects>", "<returnval>", 1).replace("</objects>", "</returnval>"))
                 .collect())
         }
-        "Fetch" => views().fetch(inv, ty, id, req.param("prop").unwrap_or_default()),
-        "AcquireTicket" => acquire_ticket(sim, req, session, soap_action),
+        "Fetch" => fetch(&lock(&sim.model).world(inv, Some(&s)), ty, id, req.param("prop").unwrap_or_default()),
+        "CreateFilter" => {
+            let spec = req.call.child("spec").ok_or_else(|| Fault::invalid_argument("spec"))?.clone();
+            let mut model = lock(&sim.model);
+            let (world, filters) = model.world_and_filters(inv, Some(&s));
+            let filter = filters.create(&world, sid, &s.key, spec)?;
+            Ok(moref("returnval", "PropertyFilter", &filter))
+        }
+        "DestroyPropertyFilter" => {
+            let destroyed = lock(&sim.model).filters.destroy(id);
+            destroyed.then(String::new).ok_or_else(|| Fault::object_not_found(ty, id))
+        }
+        "WaitForUpdates" => wait_for_updates(sim, sid, &s, req.param("version").unwrap_or_default(), None).await,
+        "WaitForUpdatesEx" => {
+            let max = req.call.child("options").and_then(|o| o.text_of("maxWaitSeconds")).and_then(|m| m.parse().ok());
+            let version = req.param("version").unwrap_or_default();
+            wait_for_updates(sim, sid, &s, version, Some(Duration::from_secs(max.unwrap_or(WAIT_CAP.as_secs())))).await
+        }
+        "RegisterVM_Task" => lifecycle::register_vm(sim, req, &s.user),
+        "UnregisterVM" => lifecycle::unregister_vm(sim, req),
+        "PowerOnVM_Task" => lifecycle::power_on(sim, req, &s.user),
+        "PowerOffVM_Task" => lifecycle::power_off(sim, req, &s.user),
+        "Destroy_Task" => lifecycle::destroy(sim, req, &s.user),
+        "AcquireTicket" => acquire_ticket(sim, req, sid, soap_action),
         method => Err(Fault::method_not_found(ty, id, method)),
     }
 }
 
-fn vm_returnval(vm: &Vm) -> String {
-    moref("returnval", "VirtualMachine", &vm.moid)
+/// A SearchIndex answer: the reference, or nothing.
+fn returnval(found: Option<Ref>) -> String {
+    found.map(|(t, i)| moref("returnval", &t, &i)).unwrap_or_default()
+}
+
+fn retrieve(model: &Model, sim: &Sim, call: &Element, session: &Session) -> Result<Vec<String>, Fault> {
+    let world = model.world(&sim.inventory, Some(session));
+    let mut objects = Vec::new();
+    for spec in call.children("specSet") {
+        objects.extend(collect(&world, spec, false)?.iter().map(|c| c.to_xml()));
+    }
+    Ok(objects)
 }
 
 fn retrieve_result(objects: &[String], token: Option<&str>) -> String {
@@ -119,6 +168,53 @@ fn retrieve_result(objects: &[String], token: Option<&str>) -> String {
     }
     let token = token.map(|t| format!("<token>{t}</token>")).unwrap_or_default();
     format!("<returnval>{token}{}</returnval>", objects.concat())
+}
+
+fn create_container_view(sim: &Sim, req: &Request, session: &Session) -> Result<String, Fault> {
+    let (cty, cid) = req.call.child("container").map(|c| c.moref()).unwrap_or_default();
+    let mut model = lock(&sim.model);
+    if model.world(&sim.inventory, None).resolve(cty, cid).is_none() {
+        return Err(Fault::object_not_found(cty, cid));
+    }
+    let view = View {
+        container: (cty.to_string(), cid.to_string()),
+        types: req.call.children("type").map(|t| t.text.trim().to_string()).collect(),
+        recursive: req.param("recursive") == Some("true"),
+    };
+    Ok(moref("returnval", "ContainerView", &model.views.create(&session.key, view)))
+}
+
+/// `WaitForUpdates(Ex)`: the next `UpdateSet` of the session's filters, waiting for a change at most `max`
+/// (`WaitForUpdatesEx`: no `returnval` when it passes) or [`WAIT_CAP`] (`WaitForUpdates`: an `UpdateSet` with
+/// no filter sets).
+async fn wait_for_updates(
+    sim: &Sim,
+    sid: &str,
+    session: &Session,
+    version: &str,
+    max: Option<Duration>,
+) -> Result<String, Fault> {
+    let deadline = Instant::now() + max.unwrap_or(WAIT_CAP);
+    let mut changes = sim.changes.subscribe();
+    loop {
+        changes.borrow_and_update();
+        let update = {
+            let mut model = lock(&sim.model);
+            let (world, filters) = model.world_and_filters(&sim.inventory, Some(session));
+            filters.updates(&world, sid, version)?
+        };
+        if let Some(xml) = update {
+            return Ok(format!("<returnval>{xml}</returnval>"));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(match max {
+                Some(_) => String::new(),
+                None => format!("<returnval><version>{}</version></returnval>", escape(version)),
+            });
+        }
+        let _ = tokio::time::timeout(left, changes.changed()).await;
+    }
 }
 
 fn login(sim: &Sim, req: &Request, cookie: &mut Option<String>) -> Result<String, Fault> {
@@ -131,176 +227,15 @@ fn login(sim: &Sim, req: &Request, cookie: &mut Option<String>) -> Result<String
     }
     let mut sessions = lock(&sim.sessions);
     let id = sessions.login(user);
-    let key = sessions.get(&id).map(|s| s.key.clone()).unwrap_or_default();
+    let fields = sessions.get(&id).map(Session::user_session_fields).unwrap_or_default();
     drop(sessions);
     bump(&sim.stats.logins);
     log!("SOAP Login as '{user}'");
     *cookie = Some(set_cookie(&id));
-    let now = iso8601(SystemTime::now());
-    Ok(format!(
-        "<returnval><key>{key}</key><userName>{user}</userName><fullName>{full}</fullName>\
-         <loginTime>{now}</loginTime><lastActiveTime>{now}</lastActiveTime><locale>en</locale>\
-         <messageLocale>en</messageLocale><extensionSession>false</extensionSession>\
-         <ipAddress>127.0.0.1</ipAddress><userAgent>webmks-sim</userAgent><callCount>0</callCount></returnval>",
-        user = escape(user),
-        full = if user == "root" { "root" } else { "" },
-    ))
-}
-
-fn acquire_ticket(sim: &Sim, req: &Request, session: &str, soap_action: Option<&str>) -> Result<String, Fault> {
-    let (ty, id) = req.this();
-    let (vm_index, vm) = sim
-        .inventory
-        .vms
-        .iter()
-        .enumerate()
-        .find(|(_, v)| ty == "VirtualMachine" && v.moid == id)
-        .ok_or_else(|| Fault::object_not_found(ty, id))?;
-    if sim.control.take_refusal() {
-        log!("AcquireTicket on {id}: refused as asked (--refuse-tickets)");
-        return Err(Fault::object_not_found("VirtualMachine", id));
-    }
-    let ticket_type = req.param("ticketType").unwrap_or_default();
-    if ticket_type != "webmks" {
-        return Err(Fault::invalid_argument("ticketType"));
-    }
-    if !vm.powered_on {
-        return Err(Fault::invalid_state());
-    }
-    let ticket = lock(&sim.tickets).issue(vm_index, session, sim.settings.ticket_ttl, Instant::now());
-    bump(&sim.stats.tickets_issued);
-    let version = requested_version(soap_action);
-    let host = sim.ticket_host();
-    let port = sim.local.port();
-    let thumbs = &sim.ticket_thumbprints;
-    let mut xml = format!("<ticket>{ticket}</ticket><cfgFile>[datastore1] {0}/{0}.vmx</cfgFile>", escape(&vm.name));
-    if !host.is_empty() {
-        xml.push_str(&format!("<host>{}</host>", escape(&host)));
-    }
-    xml.push_str(&format!("<port>{port}</port><sslThumbprint>{}</sslThumbprint>", thumbs.sha1));
-    if at_least(version.as_deref(), &[7, 0, 3, 1]) {
-        xml.push_str(&format!(
-            "<certThumbprintList><thumbprint>{}</thumbprint><hashAlgorithm>sha256</hashAlgorithm></certThumbprintList>",
-            thumbs.sha256
-        ));
-    }
-    if sim.settings.ticket_url && !host.is_empty() && at_least(version.as_deref(), &[7, 0]) {
-        let authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-        xml.push_str(&format!("<url>wss://{}/ticket/{ticket}</url>", escape(&authority)));
-    }
-    log!("AcquireTicket on {id} ({}): ticket {}", vm.name, short(&ticket));
-    Ok(format!("<returnval>{xml}</returnval>"))
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC.
-pub fn iso8601(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = ((secs / 86400) as i64, secs % 86400);
-    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar, eras of 400 years).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    Ok(format!("<returnval>{fields}</returnval>"))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn call_xml(sim: &Sim, body: &str, session: Option<&str>, version: Option<&str>) -> Reply {
-        let xml = format!("<Envelope><Body>{body}</Body></Envelope>");
-        let action = version.map(|v| format!("\"urn:vim25/{v}\""));
-        call(sim, &Request::parse(xml.as_bytes()).unwrap(), session, action.as_deref())
-    }
-
-    fn login(sim: &Sim, password: &str) -> Reply {
-        let body = format!(
-            "<Login><_this type=\"SessionManager\">ha-sessionmgr</_this><userName>root</userName>\
-             <password>{password}</password></Login>"
-        );
-        call_xml(sim, &body, None, Some("8.0.2.0"))
-    }
-
-    fn ticket(sim: &Sim, moid: &str, session: Option<&str>, version: Option<&str>) -> Reply {
-        let body = format!(
-            "<AcquireTicket><_this type=\"VirtualMachine\">{moid}</_this>\
-             <ticketType xsi:type=\"xsd:string\">webmks</ticketType></AcquireTicket>"
-        );
-        call_xml(sim, &body, session, version)
-    }
-
-    fn session_of(reply: &Reply) -> String {
-        let cookie = reply.set_cookie.as_deref().unwrap();
-        crate::sessions::session_from_cookie(cookie).unwrap().to_string()
-    }
-
-    #[test]
-    fn login_faults_and_session_checks() {
-        let sim = Sim::for_tests(0);
-        let bad = login(&sim, "nope");
-        assert_eq!((bad.status, bad.set_cookie.is_none()), (500, true));
-        assert!(bad.body.contains("<InvalidLoginFault xmlns=\"urn:vim25\" xsi:type=\"InvalidLogin\">"));
-        let anonymous = ticket(&sim, "1", None, Some("8.0.2.0"));
-        assert!(anonymous.body.contains("xsi:type=\"NotAuthenticated\""), "{}", anonymous.body);
-        let ok = login(&sim, "pw");
-        assert_eq!(ok.status, 200);
-        assert!(ok.set_cookie.as_deref().unwrap().ends_with("\"; Path=/; HttpOnly; Secure"));
-        assert!(ok.body.contains("<LoginResponse xmlns=\"urn:vim25\"><returnval><key>52"));
-        let sid = session_of(&ok);
-        let off = ticket(&sim, "2", Some(&sid), Some("8.0.2.0"));
-        assert!(off.body.contains("xsi:type=\"InvalidState\""), "{}", off.body);
-        let gone = ticket(&sim, "9", Some(&sid), Some("8.0.2.0"));
-        assert!(gone.body.contains(
-            "<faultstring>The object 'vim.VirtualMachine:9' has already been deleted or has not been \
-             completely created</faultstring>"
-        ));
-        let unknown = call_xml(
-            &sim,
-            "<PowerOnVM_Task><_this type=\"VirtualMachine\">1</_this></PowerOnVM_Task>",
-            Some(&sid),
-            None,
-        );
-        assert!(unknown.body.contains("xsi:type=\"MethodNotFound\""));
-        let stats = sim.stats.to_json();
-        assert!(stats.contains("\"logins\":1,\"failed_logins\":1,"), "{stats}");
-    }
-
-    #[test]
-    fn ticket_fields_follow_the_requested_version() {
-        let sim = Sim::for_tests(1);
-        let sid = session_of(&login(&sim, "pw"));
-        let refused = ticket(&sim, "1", Some(&sid), Some("8.0.2.0"));
-        assert!(refused.body.contains("xsi:type=\"ManagedObjectNotFound\""), "--refuse-tickets 1");
-        let new = ticket(&sim, "1", Some(&sid), Some("8.0.2.0")).body;
-        assert!(new.contains("<cfgFile>[datastore1] on/on.vmx</cfgFile><host>127.0.0.1</host><port>8443</port>"));
-        assert!(new.contains("<sslThumbprint>AA:BB</sslThumbprint><certThumbprintList><thumbprint>CC:DD</thumbprint>"));
-        assert!(new.contains("<url>wss://127.0.0.1:8443/ticket/"));
-        let v7 = ticket(&sim, "1", Some(&sid), Some("7.0.3.0")).body;
-        assert!(v7.contains("<url>") && !v7.contains("certThumbprintList"));
-        let v67 = ticket(&sim, "1", Some(&sid), Some("6.7.3")).body;
-        assert!(!v67.contains("<url>") && v67.contains("<sslThumbprint>"));
-        let none = ticket(&sim, "1", Some(&sid), None).body;
-        assert!(!none.contains("<url>"), "no SOAPAction: the oldest dialect");
-    }
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(iso8601(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso8601(UNIX_EPOCH + Duration::from_millis(951_782_400_123)), "2000-02-29T00:00:00.123Z");
-        assert_eq!(iso8601(UNIX_EPOCH + Duration::from_secs(1_767_225_599)), "2025-12-31T23:59:59.000Z");
-    }
-}
+mod libvirt_tests;
+#[cfg(test)]
+mod tests;

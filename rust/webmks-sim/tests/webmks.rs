@@ -235,13 +235,18 @@ fn between<'a>(s: &'a str, open: &str, close: &str) -> &'a str {
     &s[start..start + s[start..].find(close).unwrap()]
 }
 
-/// Logs in and acquires a webmks ticket for VM 1; returns the cookie header and the ticket's url.
-async fn login_and_ticket(sim: &Sim) -> (String, String) {
+/// Logs in; returns the cookie header.
+async fn login(sim: &Sim) -> String {
     let login = "<Login xmlns=\"urn:vim25\"><_this type=\"SessionManager\">ha-sessionmgr</_this>\
                  <userName>root</userName><password>pw</password></Login>";
     let (status, head, _) = soap(sim, "", login).await;
     assert_eq!(status, 200);
-    let cookie = format!("Cookie: vmware_soap_session=\"{}\"\r\n", between(&head, "vmware_soap_session=\"", "\""));
+    format!("Cookie: vmware_soap_session=\"{}\"\r\n", between(&head, "vmware_soap_session=\"", "\""))
+}
+
+/// Logs in and acquires a webmks ticket for VM 1; returns the cookie header and the ticket's url.
+async fn login_and_ticket(sim: &Sim) -> (String, String) {
+    let cookie = login(sim).await;
     let (status, _, body) = soap(
         sim,
         &cookie,
@@ -548,4 +553,37 @@ async fn close_mid_update_after_n_updates() {
     ws.send(Message::binary(session.take_output())).await.unwrap();
     assert!(read_to_end(&mut ws, &mut session, &mut seen).await, "the second update is cut");
     assert_eq!(session.updates_received(), 1);
+}
+
+/// Datastore files as libvirt moves them: /folder with the SOAP session's cookie (or basic authentication),
+/// uploads that make directories, paths that stay inside the datastore.
+#[tokio::test]
+async fn datastore_files_over_https() {
+    let dir = TempDir(std::env::temp_dir().join(format!("webmks-sim-datastore-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let sim = start_sim(9, &["--datastore", &format!("datastore1={}", dir.0.display())]);
+    let q = "?dcPath=ha-datacenter&dsName=datastore1";
+    let file = format!("/folder/openQA%2Fvm.vmx{q}");
+    let (status, head, _) = https(&sim, "GET", &file, "", "").await;
+    assert_eq!(status, 401, "no session, no credentials");
+    assert!(head.to_ascii_lowercase().contains("www-authenticate: basic realm="), "{head}");
+    let cookie = login(&sim).await;
+    let vmx = "displayName = \"vm\"\n";
+    assert_eq!(https(&sim, "PUT", &file, &cookie, vmx).await.0, 201, "created, with its directory");
+    assert_eq!(std::fs::read_to_string(dir.0.join("openQA/vm.vmx")).unwrap(), vmx);
+    assert_eq!(https(&sim, "PUT", &file, &cookie, vmx).await.0, 200, "replaced");
+    assert_eq!(https(&sim, "GET", &file, &cookie, "").await.2, vmx);
+    let (status, _, body) = https(&sim, "GET", &file, "Authorization: Basic cm9vdDpwdw==\r\n", "").await;
+    assert_eq!((status, body.as_str()), (200, vmx), "basic authentication as root:pw");
+    assert_eq!(https(&sim, "GET", &file, "Authorization: Basic cm9vdDp4\r\n", "").await.0, 401, "root:x");
+    for escape in ["/folder/..%2Fescape", "/folder/openQA/../../escape", "/folder/%2Fetc%2Fpasswd"] {
+        assert_eq!(https(&sim, "GET", &format!("{escape}{q}"), &cookie, "").await.0, 400, "{escape}");
+    }
+    let other_dc = "/folder/openQA/vm.vmx?dcPath=DC0&dsName=datastore1";
+    assert_eq!(https(&sim, "GET", other_dc, &cookie, "").await.0, 404);
+    let other_ds = "/folder/openQA/vm.vmx?dcPath=ha-datacenter&dsName=datastore2";
+    assert_eq!(https(&sim, "GET", other_ds, &cookie, "").await.0, 404);
+    assert_eq!(https(&sim, "DELETE", &file, &cookie, "").await.0, 204);
+    assert!(!dir.0.join("openQA/vm.vmx").exists());
+    assert_eq!(https(&sim, "GET", &file, &cookie, "").await.0, 404);
 }

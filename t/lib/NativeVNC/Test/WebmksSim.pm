@@ -7,10 +7,18 @@ use warnings;
 use Carp qw(croak);
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
+use IO::Select;
+use IO::Socket::UNIX;
+use IPC::Open3 qw(open3);
 use JSON::PP ();
+use POSIX qw(WNOHANG);
+use Socket qw(SOCK_STREAM);
+use Symbol qw(gensym);
 use Time::HiRes qw(time);
 
 use NativeVNC::Test::Util qw(repo_root wait_until spawn_group stop_group alive file_tail);
+
+=encoding utf8
 
 =head1 NAME
 
@@ -33,6 +41,13 @@ NativeVNC::Test::WebmksSim - the webmks simulator (a fake ESXi host or vCenter) 
   is $sim->stats->{logins}, 1;               # GET /_sim/stats, decoded
   $sim->stop;                                # also done by DESTROY
 
+  # A standalone ESXi host for libvirt: datastores, guests booting tools/build-guest's kernel.
+  my $esx = NativeVNC::Test::WebmksSim->start(password => 'secret', esxi_version => '6.5',
+      datastores => { datastore1 => $dir }, guests => 1, mks_delay => 3);
+  my ($status, $out, $err) = $esx->virsh('define', $xml_file);   # virsh -c esx://root@127.0.0.1:PORT/...
+  my $running = $esx->guests;                # GET /_sim/guests: { MOID => { pid, qmp, log } }
+  my $state = $esx->qmp($moid, 'query-status');   # QMP on QMP_DIR/MOID.sock
+
 =head1 DESCRIPTION
 
 Runs F<target/release/webmks-sim> (see C<webmks-sim --help>) in its own process group, listening on
@@ -45,9 +60,12 @@ is set.
 =head2 start(%opt)
 
 Starts the simulator and waits (at most C<start_timeout> seconds, default 20) for its start line. Options:
-C<password> (required), C<user> (default root), C<vnc_host> and C<vnc_port> (the VNC server behind every
-console; without them /ticket cannot be served), C<vnc_password>, C<port> (fixed port, default: any free one),
-C<args> (array of further command-line options). Dies with the log's tail if the program is missing or exits.
+C<password> (required), C<user> (default root), C<vnc_host> and C<vnc_port> (the VNC server behind the consoles
+of C<--vm> VMs; without them their /ticket cannot be served), C<vnc_password>, C<port> (fixed port, default: any
+free one), C<esxi_version> (C<--esxi-version>), C<datastores> (hash of datastore names to directories,
+C<--datastore NAME=DIR>), C<guests> (true: powered-on VMs boot the guest of F<tools/build-guest>, with their QMP
+sockets in C<qmp_dir>; dies when the guest is not built), C<mks_delay> (C<--mks-delay>), C<args> (array of
+further command-line options). Dies with the log's tail if the program is missing or exits.
 
 =cut
 
@@ -66,6 +84,16 @@ sub start ($class, %opt) {
         '--user', $self->{user}, '--cert-out', $self->cert_file,
     );
     push @command, '--vnc', "$opt{vnc_host}:$opt{vnc_port}" if defined $opt{vnc_port};
+    push @command, '--esxi-version', $opt{esxi_version} if defined $opt{esxi_version};
+    push @command, map { ('--datastore', "$_=$opt{datastores}{$_}") } sort keys %{ $opt{datastores} // {} };
+    push @command, '--mks-delay', $opt{mks_delay} if defined $opt{mks_delay};
+    if ($opt{guests}) {
+        my $guest = repo_root() . '/build/guest';
+        -s "$guest/$_" or croak "$guest/$_ missing: run tools/build-guest first" for qw(vmlinuz initrd.gz);
+        mkdir $self->qmp_dir or croak "$self->{tmp}/qmp: $!";
+        push @command, '--guest-kernel', "$guest/vmlinuz", '--guest-initrd', "$guest/initrd.gz",
+          '--qmp-dir', $self->qmp_dir;
+    }
     push @command, @{ $opt{args} // [] };
     $self->{command} = \@command;
     local $ENV{WEBMKS_SIM_PASSWORD} = $opt{password};
@@ -91,11 +119,12 @@ sub _check_alive ($self) {
       file_tail($self->log_path);
 }
 
-=head2 host, port, sha1, sha256, cert_file, log_path, pid, command, user, password
+=head2 host, port, sha1, sha256, cert_file, log_path, qmp_dir, pid, command, user, password
 
 Where it listens (C<127.0.0.1> and the port from the start line), the certificate's thumbprints (uppercase hex
-pairs joined by C<:>), the PEM certificate (usable as a CA file), the log, the process (also its process
-group), the command line (array ref), and the SOAP credentials.
+pairs joined by C<:>), the PEM certificate (usable as a CA file), the log, the directory of the guests' QMP
+sockets (with C<guests>), the process (also its process group), the command line (array ref), and the SOAP
+credentials.
 
 =cut
 
@@ -105,6 +134,7 @@ sub sha1 ($self) { return $self->{sha1} }
 sub sha256 ($self) { return $self->{sha256} }
 sub cert_file ($self) { return "$self->{tmp}/cert.pem" }
 sub log_path ($self) { return "$self->{tmp}/webmks-sim.log" }
+sub qmp_dir ($self) { return "$self->{tmp}/qmp" }
 sub pid ($self) { return $self->{pid} }
 sub command ($self) { return $self->{command} }
 sub user ($self) { return $self->{user} }
@@ -171,6 +201,101 @@ sub stats ($self) {
     my $r = $self->_http->get(sprintf 'https://%s:%d/_sim/stats', $self->host, $self->port);
     croak "GET /_sim/stats: $r->{status} $r->{reason}: $r->{content}" unless $r->{success};
     return JSON::PP::decode_json($r->{content});
+}
+
+=head2 guests
+
+C<GET /_sim/guests>, decoded: the running guests by VM moid, each C<{pid, qmp, log}> (QEMU's process id, its QMP
+socket and its log).
+
+=cut
+
+sub guests ($self) {
+    my $r = $self->_http->get(sprintf 'https://%s:%d/_sim/guests', $self->host, $self->port);
+    croak "GET /_sim/guests: $r->{status} $r->{reason}: $r->{content}" unless $r->{success};
+    return JSON::PP::decode_json($r->{content});
+}
+
+=head2 esx_uri
+
+The libvirt URI of the simulated host, C<esx://USER@127.0.0.1:PORT/?no_verify=1&authfile=FILE>; the auth file
+(C<[credentials-vmware]> with the user and password, C<[auth-esx-127.0.0.1]>) is written on first use.
+
+=cut
+
+sub esx_uri ($self) {
+    my $authfile = "$self->{tmp}/libvirt-auth.conf";
+    unless (-e $authfile) {
+        open my $fh, '>', $authfile or croak "$authfile: $!";
+        chmod 0600, $authfile;
+        printf $fh "[credentials-vmware]\nusername=%s\npassword=%s\n\n[auth-esx-%s]\ncredentials=vmware\n",
+          $self->user, $self->password, $self->host;
+        close $fh or croak "$authfile: $!";
+    }
+    return sprintf 'esx://%s@%s:%d/?no_verify=1&authfile=%s', _escape($self->user), $self->host, $self->port,
+      $authfile;
+}
+
+=head2 virsh(@args)
+
+Runs C<virsh -c ESX_URI @args> (libvirt's esx driver against the simulator), killed after 120 s (a final hash
+ref C<< {timeout => N} >> changes that). Returns C<($status, $stdout, $stderr)>, C<$status> being the exit code
+(-1 after a timeout).
+
+=cut
+
+sub virsh ($self, @args) {
+    my $timeout = ref $args[-1] eq 'HASH' ? (pop @args)->{timeout} : 120;
+    my $pid = open3(my $in, my $out, my $err = gensym, 'virsh', '-c', $self->esx_uri, @args);
+    close $in;
+    my %text = (out => '', err => '');
+    my %fh = (out => $out, err => $err);
+    my $select = IO::Select->new($out, $err);
+    my $deadline = time + $timeout;
+    while ($select->count && time < $deadline) {
+        for my $ready ($select->can_read($deadline - time)) {
+            my ($name) = grep { $fh{$_} == $ready } keys %fh;
+            sysread($ready, $text{$name}, 65536, length $text{$name}) or $select->remove($ready);
+        }
+    }
+    my $timed_out = $select->count > 0;
+    kill 'KILL', $pid if $timed_out;
+    waitpid $pid, 0;
+    return ($timed_out ? -1 : $? >> 8, $text{out}, $text{err});
+}
+
+=head2 qmp($moid, $command, \%arguments = undef, $timeout = 10)
+
+Runs one QMP command on the QMP socket of the running VM C<$moid> (C<QMP_DIR/MOID.sock>) and returns the
+decoded C<return> value; dies with QEMU's error class and description.
+
+=cut
+
+sub qmp ($self, $moid, $command, $arguments = undef, $timeout = 10) {
+    my $path = $self->qmp_dir . "/$moid.sock";
+    my $sock = IO::Socket::UNIX->new(Peer => $path, Type => SOCK_STREAM) or croak "$path: $!";
+    my $json = JSON::PP->new->canonical;
+    my $deadline = time + $timeout;
+    my $buffer = '';
+    my $next = sub ($what) {
+        my $select = IO::Select->new($sock);
+        while (1) {
+            while ($buffer =~ s/\A([^\n]*)\n//) {
+                my $message = $json->decode($1);
+                return $message unless $message->{event};
+            }
+            my $left = $deadline - time;
+            croak "QMP $what on $path did not answer within ${timeout}s" if $left <= 0 || !$select->can_read($left);
+            sysread($sock, $buffer, 65536, length $buffer) or croak "QMP $what on $path: connection closed";
+        }
+    };
+    $next->('greeting')->{QMP} or croak "$path: not a QMP greeting";
+    for my $request ({ execute => 'qmp_capabilities' }, { execute => $command, ($arguments ? (arguments => $arguments) : ()) }) {
+        print {$sock} $json->encode($request), "\n";
+        my $reply = $next->($request->{execute});
+        croak "QMP $request->{execute} failed: $reply->{error}{class}: $reply->{error}{desc}" if $reply->{error};
+        return $reply->{return} if $request->{execute} eq $command;
+    }
 }
 
 =head2 stop($timeout = 10)
