@@ -15,7 +15,7 @@ use cv;
 use OpenQA::Exceptions;
 use NativeVNC::Test::Guest;
 use NativeVNC::Test::WebmksSim;
-use NativeVNC::Test::Util qw(repo_root wait_until spawn_group stop_group file_tail differing_pixels);
+use NativeVNC::Test::Util qw(repo_root wait_until spawn_group stop_group file_tail differing_pixels free_tcp_port);
 
 use consoles::NativeVNC;
 
@@ -230,6 +230,27 @@ subtest 'os-autoinst variables: VMWARE_VNC_OVER_WS for the console of VIRSH_GUES
     local $bmwqemu::vars{VMWARE_PASSWORD};
     my $e = error_of(sub { consoles::NativeVNC->new({hostname => 'sut-host'})->login });
     like($e->message, qr/VMWARE_VNC_OVER_WS set but not VMWARE_HOST\/VMWARE_PASSWORD/, 'a missing password');
+};
+
+subtest 'a VMware guest\'s console without VMWARE_VNC_OVER_WS on vSphere 7+: fails at once, naming cause and fix' => sub {
+    my $closed = free_tcp_port(from => 20000, to => 29999);
+    local @bmwqemu::vars{qw(VIRSH_VMM_FAMILY VMWARE_HOST VIRSH_GUEST VNC_CONNECT_TIMEOUT_LOCAL VNC_CONNECT_SLEEP)} =
+      ('vmware', $sim->host . ':' . $sim->port, '127.0.0.1', 20, 0.2);
+    my $start = time;
+    my $e = error_of(sub { consoles::NativeVNC->new({hostname => '127.0.0.1', port => $closed})->login });
+    isa_ok($e, 'OpenQA::Exception::VNCSetupError');
+    like($e->message, qr/^Error connecting to VNC server <127\.0\.0\.1:$closed>: .*refused.*: VMWARE_HOST \S+ runs VMware ESXi 8\.0\.2 build-\d+, which has no VNC server \(vSphere 7\.0 removed it\): set VMWARE_VNC_OVER_WS=1 to reach the console through a webmks ticket$/,
+        'the error names the host\'s version, the cause and the fix');
+    cmp_ok(time - $start, '<', 5, 'at the first refused connection, not after the connect window');
+
+    local $bmwqemu::vars{VNC_CONNECT_TIMEOUT_LOCAL} = 1;
+    $e = error_of(sub { consoles::NativeVNC->new({hostname => 'localhost', port => $closed})->login });
+    unlike($e->message, qr/VMWARE_VNC_OVER_WS/, 'another console of the job: the usual retries, no such hint');
+    my $esxi65 = sim('--esxi-version', '6.5');
+    local $bmwqemu::vars{VMWARE_HOST} = $esxi65->host . ':' . $esxi65->port;
+    $e = error_of(sub { consoles::NativeVNC->new({hostname => '127.0.0.1', port => $closed})->login });
+    like($e->message, qr/refused/, 'ESXi 6.5 has a VNC server: the connection is retried until the window closes');
+    unlike($e->message, qr/VMWARE_VNC_OVER_WS/, '... and the error blames no missing variable');
 };
 
 subtest 'nativevnc screenshot and proxy' => sub {

@@ -64,6 +64,14 @@ nvx_key_map_entry(void *ctx, const char *name, size_t len, const uint32_t *keysy
     (void)hv_store(map, name, (I32)len, value, 0);
 }
 
+/* vsphere_about's callback: key => value. */
+static void
+nvx_pair(void *ctx, const char *key, size_t key_len, const char *value, size_t value_len)
+{
+    dTHX;
+    (void)hv_store((HV *)ctx, key, (I32)key_len, newSVpvn_utf8(value, value_len, 1), 0);
+}
+
 MODULE = NativeVNC    PACKAGE = NativeVNC
 
 PROTOTYPES: DISABLE
@@ -107,5 +115,20 @@ key_map()
     map = newHV();
     nv_key_map(nvx_key_map_entry, map);
     RETVAL = newRV_noinc((SV *)map);
+  OUTPUT:
+    RETVAL
+
+SV *
+vsphere_about(const char *authority, double timeout)
+  PREINIT:
+    HV *about;
+    nv_error *err = NULL;
+  CODE:
+    about = newHV();
+    if (nv_vsphere_about(authority, (uint32_t)(timeout > 0 ? timeout * 1000 : 0), nvx_pair, about, &err) != 0) {
+        SvREFCNT_dec((SV *)about);
+        nvx_croak(aTHX_ err);
+    }
+    RETVAL = newRV_noinc((SV *)about);
   OUTPUT:
     RETVAL

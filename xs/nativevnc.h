@@ -10,7 +10,7 @@ typedef struct nv_client nv_client;
 typedef struct nv_image nv_image;
 
 typedef struct {
-    int32_t kind; /* 1 connect, 2 auth, 3 protocol, 4 timeout, 5 usage, 6 internal */
+    int32_t kind; /* 1 connect, 2 auth, 3 protocol, 4 timeout, 5 usage, 6 internal, 7 setup */
     char *message;
 } nv_error;
 
@@ -75,6 +75,9 @@ typedef void (*nv_key_map_fn)(void *ctx, const char *name, size_t len, const uin
 size_t nv_default_encodings(int32_t *out, size_t cap);
 void nv_key_map(nv_key_map_fn f, void *ctx);
 int nv_key_chord(const char *keys, size_t len, uint32_t *out, size_t cap, size_t *n, nv_error **err);
+
+typedef void (*nv_pair_fn)(void *ctx, const char *key, size_t key_len, const char *value, size_t value_len);
+int nv_vsphere_about(const char *authority, uint32_t timeout_ms, nv_pair_fn f, void *ctx, nv_error **err);
 
 nv_image *nv_image_new(uint32_t width, uint32_t height, nv_error **err);
 void nv_image_free(nv_image *img);

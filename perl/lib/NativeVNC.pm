@@ -68,6 +68,16 @@ C<[shift, keysym]>.
 
 The encoding numbers offered when none are given, in order of preference.
 
+=head2 vsphere_about($host, $timeout)
+
+What the vSphere API at C<$host> (C<HOST> or C<HOST:PORT>, port 443 by default) is, asked with
+RetrieveServiceContent, which needs no login: a hash reference with C<full_name> (C<VMware ESXi 7.0.3
+build-...>), C<version>, C<api_version>, C<api_type> (C<HostAgent> or C<VirtualCenter>),
+C<product_line_id> and C<vnc_server> (1 when its hosts still have ESXi's built-in VNC server, that is
+before vSphere 7.0; 0 when not; empty when the version cannot be read). No credentials are sent and the
+certificate is not verified. Dies with a L<NativeVNC::Error> (C<connect>, C<timeout>, C<setup>) when the
+API cannot be asked within C<$timeout> seconds.
+
 =head1 NativeVNC::Client METHODS
 
 =head2 new

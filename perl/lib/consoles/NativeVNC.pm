@@ -157,6 +157,7 @@ sub login ($self, $connect_timeout = undef, $timeout = undef) {
         die $e unless ref $e && $e->isa('NativeVNC::Error');
         my $message = "Error connecting to $description <$target>: " . $e->message;
         _throw(VNCSetupError => $message) unless $e->kind eq 'connect' || $e->kind eq 'timeout';
+        if (!$webmks && (my $why = $self->_vsphere_without_vnc_server)) { _throw(VNCSetupError => "$message: $why") }
         ++$failures;
         _throw(VNCSetupError => $message) if Time::HiRes::time > $endtime;
         # The server may simply not be up yet (qemu starting): the first failures are expected.
@@ -206,6 +207,19 @@ sub _webmks_options ($self) {
         ca_file => _var('VMWARE_VNC_OVER_WS_CA_FILE'),
         thumbprint => _var('VMWARE_VNC_OVER_WS_THUMBPRINT'),
     };
+}
+
+# Why the console of a VMware guest (its host is VIRSH_GUEST, VIRSH_VMM_FAMILY is vmware) can never connect
+# over plain VNC: its vSphere host (VMWARE_HOST) is 7.0 or later, which has no VNC server. Asked once per
+# console, on the first failed connection, without credentials; undef when the host has one or cannot tell.
+sub _vsphere_without_vnc_server ($self) {
+    return undef unless (_var('VIRSH_VMM_FAMILY') // '') eq 'vmware';
+    my ($guest, $api) = (_var('VIRSH_GUEST'), _var('VMWARE_HOST'));
+    return undef unless $api && defined $guest && ($self->original_hostname // $self->hostname // '') eq $guest;
+    my $about = $self->{_vsphere_about} //= _try(sub { NativeVNC::vsphere_about($api, 10) }) // {};
+    return undef unless ($about->{vnc_server} // '') eq '0';
+    return "VMWARE_HOST $api runs $about->{full_name}, which has no VNC server (vSphere 7.0 removed it): "
+      . 'set VMWARE_VNC_OVER_WS=1 to reach the console through a webmks ticket';
 }
 
 # Where the console connects, for log lines: HOST:PORT, or the vSphere API host of a webmks console.
@@ -515,6 +529,11 @@ C<VNC_CONNECT_TIMEOUT_REMOTE> // 240 otherwise); warns from the third failure on
 C<VNC_TIMEOUT_LOCAL>/C<VNC_TIMEOUT_REMOTE> // 60) bounds one attempt and any stall in the middle of a
 message later. Throws C<VNCSetupError> when the time is up or the server refuses the login.
 
+The console of a VMware guest (C<VIRSH_VMM_FAMILY> C<vmware>, its host C<VIRSH_GUEST>) without
+C<VMWARE_VNC_OVER_WS> fails at the first refused connection when C<VMWARE_HOST> says (asked once, without
+credentials) that it runs vSphere 7.0 or later, which has no VNC server: the error names the host's version
+and says to set C<VMWARE_VNC_OVER_WS=1>.
+
 =head2 update_framebuffer
 
 Collects what arrived; returns true if a framebuffer update did. On a broken stream logs
@@ -576,7 +595,7 @@ login takes a fresh ticket; the local timeouts apply, as for os-autoinst's bridg
 
 =head1 VARIABLES
 
-Read from C<%bmwqemu::vars>: C<VNC_CONNECT_TIMEOUT_LOCAL>, C<VNC_CONNECT_TIMEOUT_REMOTE>,
+Read from C<%bmwqemu::vars>: C<VIRSH_VMM_FAMILY>, C<VNC_CONNECT_TIMEOUT_LOCAL>, C<VNC_CONNECT_TIMEOUT_REMOTE>,
 C<VNC_TIMEOUT_LOCAL>, C<VNC_TIMEOUT_REMOTE>, C<VNC_CONNECT_SLEEP>, C<VNC_STALL_THRESHOLD>, and for webmks
 C<VMWARE_VNC_OVER_WS>, C<VMWARE_HOST>, C<VMWARE_USERNAME>, C<VMWARE_PASSWORD>, C<VIRSH_GUEST>, C<VIRSH_VM_ID>,
 C<VMWARE_VNC_OVER_WS_REQUEST_ATTEMPTS>, C<VMWARE_VNC_OVER_WS_REQUEST_DELAY>, C<VMWARE_VNC_OVER_WS_INSECURE>,

@@ -6,9 +6,11 @@
 //! * `xml`, `soap`: request bodies and response parsing, no I/O.
 //! * `session`: the HTTPS connection and cookie, one method per SOAP call.
 //! * [`Ticket`]: the VirtualMachineTicket and the WebSocket URL made from it.
+//! * [`about`]: what the endpoint is (product and version), asked without logging in.
 //!
 //! Neither the password, nor the session cookie, nor the ticket appears in any error or `Debug` output.
 
+mod about;
 mod endpoint;
 mod session;
 mod soap;
@@ -17,6 +19,7 @@ mod xml;
 
 use std::time::Duration;
 
+pub use about::{about, About};
 pub use endpoint::{parse_url, Endpoint, VmSelector};
 pub use ticket::Ticket;
 
@@ -210,7 +213,7 @@ async fn find_vm(session: &mut Session<'_>, content: &ServiceContent, vm: &VmSel
         VmSelector::Uuid(uuid) => session.find_by_uuid(&content.search_index, uuid).await?,
     };
     found.ok_or_else(|| match vm {
-        VmSelector::InventoryPath(_) if content.api_type == "HostAgent" => {
+        VmSelector::InventoryPath(_) if content.about.api_type == "HostAgent" => {
             TicketError::VmNotFound(format!("{vm} (on ESXi, paths look like \"ha-datacenter/vm/NAME\")"))
         }
         VmSelector::InventoryPath(_) => {

@@ -2,7 +2,7 @@
 //! functions of their arguments, responses are parsed from an [`Element`] tree. Nothing here does I/O.
 
 use super::xml::{Element, Writer};
-use super::TicketError;
+use super::{About, TicketError};
 
 /// The API version asked for in `SOAPAction`. Servers omit fields newer than the version a client asks for:
 /// `VirtualMachineTicket.url` needs 7.0 and `certThumbprintList` 7.0.3.1. Servers answer a newer version than
@@ -168,8 +168,7 @@ pub(crate) struct ServiceContent {
     pub(crate) view_manager: String,
     pub(crate) property_collector: String,
     pub(crate) root_folder: String,
-    /// `about.apiType`: "HostAgent" for ESXi, "VirtualCenter" for vCenter.
-    pub(crate) api_type: String,
+    pub(crate) about: About,
 }
 
 pub(crate) fn parse_service_content(response: &Element) -> Result<ServiceContent, TicketError> {
@@ -184,8 +183,19 @@ pub(crate) fn parse_service_content(response: &Element) -> Result<ServiceContent
         view_manager: field("viewManager")?,
         property_collector: field("propertyCollector")?,
         root_folder: field("rootFolder")?,
-        api_type: content.child("about").and_then(|about| about.child_text("apiType")).unwrap_or_default().to_owned(),
+        about: content.child("about").map(parse_about).unwrap_or_default(),
     })
+}
+
+fn parse_about(about: &Element) -> About {
+    let text = |name: &str| about.child_text(name).unwrap_or_default().to_owned();
+    About {
+        full_name: text("fullName"),
+        version: text("version"),
+        api_version: text("apiVersion"),
+        api_type: text("apiType"),
+        product_line_id: text("productLineId"),
+    }
 }
 
 /// A Login response must carry the UserSession.
@@ -385,7 +395,13 @@ pub(crate) mod tests {
                 view_manager: "ViewManager".into(),
                 property_collector: "ha-property-collector".into(),
                 root_folder: "ha-folder-root".into(),
-                api_type: "HostAgent".into(),
+                about: About {
+                    full_name: "VMware ESXi 8.0.2 build-22380479".into(),
+                    version: "8.0.2".into(),
+                    api_version: "8.0.2.0".into(),
+                    api_type: "HostAgent".into(),
+                    product_line_id: String::new(),
+                },
             }
         );
     }
@@ -403,7 +419,8 @@ pub(crate) mod tests {
         assert_eq!(content.search_index, "SearchIndex");
         assert_eq!(content.property_collector, "propertyCollector");
         assert_eq!(content.root_folder, "group-d1");
-        assert_eq!(content.api_type, "VirtualCenter");
+        assert_eq!(content.about.api_type, "VirtualCenter");
+        assert_eq!(content.about.api_version, "8.0.3.0");
         let e = parse_service_content(&ok(&body.replace("sessionManager", "other"))).unwrap_err();
         assert_eq!(e, TicketError::Malformed("the service content has no sessionManager".into()));
     }
