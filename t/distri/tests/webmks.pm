@@ -4,16 +4,8 @@
 use v5.36;
 use base 'basetest';
 use testapi;
-use Mojo::UserAgent;
+use simcontrol;
 use Time::HiRes ();
-
-# POST to the simulator's control endpoint (WEBMKS_SIM_CONTROL, loopback, self-signed certificate).
-sub simulator ($action) {
-    my $tx = Mojo::UserAgent->new(insecure => 1)->post(get_required_var('WEBMKS_SIM_CONTROL') . $action);
-    my $res = $tx->result;
-    die "webmks-sim $action: " . $res->code . ' ' . $res->body unless $res->is_success;
-    record_info('webmks-sim', $res->body);
-}
 
 sub run ($self) {
     select_console 'webmks';

@@ -31,7 +31,11 @@ NativeVNC::Test::Isotovideo - real isotovideo runs of the test distribution in F
 
 C<start(%vars)> writes F<vars.json> into a fresh pool directory: the qemu backend with the busybox guest of
 F<tools/build-guest> (C<KERNEL>, C<INITRD>, C<APPEND=vga=792 ...>, C<QEMU=x86_64>, C<QEMU_NO_KVM=1>), a free
-VNC display, C<CASEDIR>, C<PRODUCTDIR> and C<NEEDLES_DIR> in F<t/distri>, plus C<%vars>; then runs
+VNC display, C<CASEDIR>, C<PRODUCTDIR> and C<NEEDLES_DIR> in F<t/distri>, plus C<%vars>. With
+C<BACKEND =E<gt> 'svirt'> it is a VMware job instead (C<VIRSH_VMM_FAMILY=vmware>, root for SSH and the vSphere
+API, C<VMWARE_DATASTORE=datastore1>, one CPU, 256 MiB); the hosts, passwords and ports come with C<%vars>
+(C<VIRSH_HOSTNAME>, C<VIRSH_PASSWORD>, C<VIRSH_GUEST>, C<VMWARE_HOST>, C<VMWARE_PASSWORD>,
+C<VMWARE_SERIAL_PORT>, C<PASSWORD>). Then it runs
 C<isotovideo> there in its own process group with C<PERL5OPT=-MNativeVNC::Hook> and the build's F<blib> in
 C<PERL5LIB>, as the README's worker set-up does. C<pid>, C<pool>, C<finish($timeout)> (true once it exited),
 C<result> (C<ok> when every module in F<test_order.json> passed, otherwise each module's result), C<results>
@@ -39,24 +43,48 @@ C<result> (C<ok> when every module in F<test_order.json> passed, otherwise each 
 
 =cut
 
-sub start ($class, %vars) {
-    my $root = repo_root();
-    my $pool = tempdir('nativevnc-isotovideo-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{NATIVEVNC_KEEP_TMP});
-    my %all = (
-        BACKEND => 'qemu',
+# The variables of a job of the qemu backend: the busybox guest under QEMU without KVM on a free display.
+sub _qemu_vars ($root) {
+    return (
         KERNEL => "$root/build/guest/vmlinuz",
         INITRD => "$root/build/guest/initrd.gz",
         APPEND => 'vga=792 quiet loglevel=1',
         QEMU => 'x86_64',
         QEMU_NO_KVM => 1,
-        QEMURAM => 256,
-        NOVIDEO => 1,
         HDDSIZEGB => 1,
         VNC => free_tcp_port(from => 5910, to => 5999) - 5900,
+    );
+}
+
+# The variables of a VMware job of the svirt backend that do not depend on the hosts (those come with %vars).
+sub _svirt_vars () {
+    return (
+        WORKER_HOSTNAME => '127.0.0.1',
+        VIRSH_USERNAME => 'root',
+        VIRSH_VMM_FAMILY => 'vmware',
+        VIRSH_VMM_TYPE => 'hvm',
+        VIRSH_INSTANCE => 1,
+        VMWARE_USERNAME => 'root',
+        VMWARE_DATASTORE => 'datastore1',
+        QEMUCPUS => 1,
+        ARCH => 'x86_64',
+        JOBTOKEN => 'nativevnc',
+    );
+}
+
+sub start ($class, %vars) {
+    my $root = repo_root();
+    my $pool = tempdir('nativevnc-isotovideo-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{NATIVEVNC_KEEP_TMP});
+    my $backend = $vars{BACKEND} // 'qemu';
+    my %all = (
+        BACKEND => $backend,
+        QEMURAM => 256,
+        NOVIDEO => 1,
         DISTRI => 'nativevnc',
         CASEDIR => "$root/t/distri",
         PRODUCTDIR => "$root/t/distri",
         NEEDLES_DIR => "$root/t/distri/needles",
+        $backend eq 'svirt' ? _svirt_vars() : _qemu_vars($root),
         %vars,
     );
     open my $fh, '>', "$pool/vars.json" or die "$pool/vars.json: $!";
