@@ -16,19 +16,23 @@
 //! QEMU is killed when the [`Guest`] is dropped and, through `PR_SET_PDEATHSIG`, when the simulator dies (even by
 //! SIGKILL). The kernel sends that signal when the *thread* that forked QEMU exits, so every QEMU is forked by one
 //! dedicated thread that lives as long as the process.
+//!
+//! QEMU is a [`std::process::Child`]: the simulator installs no SIGCHLD handler. The [`Guest`] owns it and waits by
+//! polling [`Child::try_wait`], which never blocks a runtime thread; and since `Child` does not signal a process it
+//! has reaped, killing it can never hit a process that reused QEMU's pid.
 
 use std::fmt;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
 use crate::qmp::Qmp;
@@ -40,6 +44,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const QUIT_GRACE: Duration = Duration::from_secs(5);
 /// How long to wait for a killed QEMU to be reaped.
 const KILL_WAIT: Duration = Duration::from_secs(5);
+/// How often a wait for QEMU's exit looks.
+const EXIT_POLL: Duration = Duration::from_millis(20);
 /// The guest's kernel command line: `vga=` first (the 1024x768 framebuffer console).
 const KERNEL_APPEND: &str = "vga=792 quiet loglevel=1";
 /// How much of QEMU's log a start error quotes.
@@ -205,12 +211,11 @@ impl Guest {
             })
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(log_err)
-            .kill_on_drop(true);
+            .stderr(log_err);
         die_with_parent(&mut command);
         let child = spawn(command).await.map_err(|e| format!("guest {moid}: {}: {e}", settings.qemu.display()))?;
         let console = Console { addr: vnc.addr, password: vnc.password };
-        Ok(Guest { moid: moid.clone(), pid: child.id(), child: Some(child), qmp_path, log_path, console })
+        Ok(Guest { moid: moid.clone(), pid: Some(child.id()), child: Some(child), qmp_path, log_path, console })
     }
 
     /// Waits for QMP, sets the VNC password, learns the VNC port and waits until it accepts connections.
@@ -269,22 +274,26 @@ impl Guest {
     }
 
     /// Ends QEMU (gracefully through QMP `quit` first when asked), reaps it and removes the QMP socket. Returns
-    /// QEMU's exit status (`None` if it could not be reaped in time).
+    /// QEMU's exit status (`None` if it could not be reaped in time: a background thread reaps it then). QEMU stays
+    /// in `self` until it is reaped, so `Drop` kills it when this is cancelled.
     async fn terminate(&mut self, graceful: bool) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
+        let (child, qmp_path) = (self.child.as_mut()?, &self.qmp_path);
         let mut status = None;
         if graceful {
             let quit = async {
-                let mut qmp = Qmp::connect(&self.qmp_path, QUIT_GRACE).await?;
+                let mut qmp = Qmp::connect(qmp_path, QUIT_GRACE).await?;
                 // QEMU may close the connection before it answers: the wait below tells.
                 let _ = qmp.execute("quit", None).await;
-                child.wait().await.map_err(|e| e.to_string())
+                exited(child).await.map_err(|e| e.to_string())
             };
             status = tokio::time::timeout(QUIT_GRACE, quit).await.ok().and_then(Result::ok);
         }
         if status.is_none() {
-            let _ = child.start_kill();
-            status = tokio::time::timeout(KILL_WAIT, child.wait()).await.ok().and_then(Result::ok);
+            let _ = child.kill();
+            status = tokio::time::timeout(KILL_WAIT, exited(child)).await.ok().and_then(Result::ok);
+        }
+        if let (Some(unreaped), None) = (self.child.take(), status) {
+            kill_and_reap(unreaped);
         }
         self.pid = None;
         let _ = remove_socket(&self.qmp_path);
@@ -294,10 +303,35 @@ impl Guest {
 
 impl Drop for Guest {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.start_kill();
+        if let Some(child) = self.child.take() {
+            kill_and_reap(child);
             let _ = remove_socket(&self.qmp_path);
         }
+    }
+}
+
+/// Waits until `child` has exited and reaps it.
+async fn exited(child: &mut Child) -> std::io::Result<ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        tokio::time::sleep(EXIT_POLL).await;
+    }
+}
+
+/// Kills `child` and reaps it on a thread of its own, so that neither a runtime thread nor `Drop` blocks on it.
+fn kill_and_reap(mut child: Child) {
+    let _ = child.kill();
+    if !matches!(child.try_wait(), Ok(None)) {
+        return;
+    }
+    let pid = child.id();
+    let reaper = std::thread::Builder::new().name("qemu-reaper".into()).spawn(move || {
+        let _ = child.wait();
+    });
+    if let Err(e) = reaper {
+        log!("QEMU {pid} killed, but it stays a zombie until the simulator exits: no reaper thread: {e}");
     }
 }
 
@@ -422,31 +456,34 @@ fn die_with_parent(command: &mut Command) {
     }
 }
 
-type SpawnJob = Box<dyn FnOnce() + Send>;
+/// A command for the spawner thread and where its result goes.
+type SpawnJob = (Command, oneshot::Sender<std::io::Result<Child>>);
 
 /// The thread every QEMU is forked from (see the module documentation); it lives until the process exits.
 static SPAWNER: Mutex<Option<mpsc::Sender<SpawnJob>>> = Mutex::new(None);
 
-/// Spawns `command` on the spawner thread, inside the caller's tokio runtime.
-async fn spawn(mut command: Command) -> Result<Child, String> {
-    let runtime = tokio::runtime::Handle::current();
+/// Spawns `command` on the spawner thread.
+async fn spawn(command: Command) -> Result<Child, String> {
     let (reply, spawned) = oneshot::channel();
-    let job: SpawnJob = Box::new(move || {
-        let _runtime = runtime.enter();
-        let _ = reply.send(command.spawn());
-    });
     {
         let mut spawner = SPAWNER.lock().unwrap_or_else(|e| e.into_inner());
         if spawner.is_none() {
             let (sender, jobs) = mpsc::channel::<SpawnJob>();
             std::thread::Builder::new()
                 .name("qemu-spawner".into())
-                .spawn(move || jobs.into_iter().for_each(|job| job()))
+                .spawn(move || {
+                    for (mut command, reply) in jobs {
+                        // Nobody waits for a QEMU whose start was cancelled: it must not run on.
+                        if let Err(Ok(child)) = reply.send(command.spawn()) {
+                            kill_and_reap(child);
+                        }
+                    }
+                })
                 .map_err(|e| format!("cannot start the QEMU spawner thread: {e}"))?;
             *spawner = Some(sender);
         }
         let sender = spawner.as_ref().expect("the spawner was just set");
-        sender.send(job).map_err(|_| "the QEMU spawner thread is gone".to_string())?;
+        sender.send((command, reply)).map_err(|_| "the QEMU spawner thread is gone".to_string())?;
     }
     spawned.await.map_err(|_| "the QEMU spawner thread is gone".to_string())?.map_err(|e| e.to_string())
 }
@@ -653,8 +690,8 @@ mod tests {
         let pid = guest.pid().unwrap();
         drop(guest);
         let deadline = Instant::now() + KILL_WAIT;
-        while alive(pid) {
-            assert!(Instant::now() < deadline, "QEMU {pid} outlived its Guest");
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(Instant::now() < deadline, "QEMU {pid} outlived its Guest or was not reaped");
             tokio::time::sleep(POLL).await;
         }
         assert!(!tmp.path().join("qmp/4.sock").exists());

@@ -313,14 +313,34 @@ fn log_inventory(sim: &Sim) {
     }
 }
 
-/// Waits for SIGTERM or SIGINT; names it.
+/// Waits for SIGTERM or SIGINT; names it. A thread takes the signals from signal-hook's self-pipe, so tokio needs no
+/// signal driver (the core library linked into perl must not get one through feature unification).
 async fn terminated() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        return std::future::pending().await;
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            log!("cannot handle SIGTERM and SIGINT: {e}");
+            return std::future::pending().await;
+        }
     };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+    let (caught, signal) = tokio::sync::oneshot::channel();
+    // The thread keeps the handlers for good: another signal while the guests stop is ignored, not fatal.
+    let waiter = std::thread::Builder::new().name("signals".into()).spawn(move || {
+        let mut caught = Some(caught);
+        for signal in signals.forever() {
+            if let Some(caught) = caught.take() {
+                let _ = caught.send(signal);
+            }
+        }
+    });
+    if let Err(e) = waiter {
+        log!("cannot handle SIGTERM and SIGINT: no thread: {e}");
+        return std::future::pending().await;
+    }
+    match signal.await {
+        Ok(SIGTERM) => "SIGTERM",
+        Ok(_) => "SIGINT",
+        Err(_) => std::future::pending().await,
     }
 }
