@@ -33,6 +33,9 @@ pub const VMW_LED_STATE: i32 = VMWARE_BASE + 104;
 pub const VMW_DISPLAY_MODE_CHANGE: i32 = VMWARE_BASE + 105;
 pub const VMW_VIRTUAL_MACHINE_STATE: i32 = VMWARE_BASE + 106;
 pub const VMW_SERVER_CAPS: i32 = VMWARE_BASE + 122;
+/// The client takes pushed updates: a server that then announces UpdateAck sends updates unasked, one at a
+/// time, each after the client acknowledged the one before.
+pub const VMW_SERVER_PUSH2: i32 = VMWARE_BASE + 123;
 pub const VMW_FRAME_STAMP: i32 = VMWARE_BASE + 124;
 
 /// A human-readable name for logs and errors.
@@ -62,6 +65,7 @@ pub fn name(encoding: i32) -> &'static str {
         VMW_DISPLAY_MODE_CHANGE => "VMware display mode change",
         VMW_VIRTUAL_MACHINE_STATE => "VMware VM state",
         VMW_SERVER_CAPS => "VMware server caps",
+        VMW_SERVER_PUSH2 => "VMware server push",
         VMW_FRAME_STAMP => "VMware frame stamp",
         e if (JPEG_QUALITY_0..=JPEG_QUALITY_0 + 9).contains(&e) => "JPEG quality level",
         e if (COMPRESS_LEVEL_0..=COMPRESS_LEVEL_0 + 9).contains(&e) => "compression level",

@@ -20,6 +20,7 @@ pub mod client_type {
     pub const VMW_KEY_EVENT: u8 = 0;
     pub const VMW_POINTER_EVENT2: u8 = 2;
     pub const VMW_CLIENT_CAPS: u8 = 3;
+    pub const VMW_ACK: u8 = 4;
 }
 
 pub mod server_type {
@@ -42,6 +43,8 @@ pub mod vmw_server_caps {
     pub const KEY_EVENT: u32 = 0x2;
     /// The server takes the ClientCaps message.
     pub const CLIENT_CAPS: u32 = 0x8;
+    /// The server wants every FramebufferUpdate acknowledged (VMWAck with the update's id).
+    pub const UPDATE_ACK: u32 = 0x20;
     /// The server announces why it ends a session (SessionClose).
     pub const SESSION_CLOSE: u32 = 0x20000;
 }
@@ -95,6 +98,12 @@ pub enum ClientMessage {
     },
     /// VMware client capabilities ([`vmw_client_caps`]).
     VmwClientCaps(u32),
+    /// VMware acknowledgement of a FramebufferUpdate (to a server with [`vmw_server_caps::UPDATE_ACK`]): the
+    /// id from the update's header and the time the client took to draw it, in tenths of milliseconds.
+    VmwAck {
+        update_id: u8,
+        render_time: u16,
+    },
 }
 
 impl ClientMessage {
@@ -167,6 +176,12 @@ impl ClientMessage {
                 out.put_u16(8);
                 out.put_u32(*caps);
             }
+            ClientMessage::VmwAck { update_id, render_time } => {
+                out.extend_from_slice(&[VMWARE, VMW_ACK]);
+                out.put_u16(8);
+                out.extend_from_slice(&[*update_id, 0]);
+                out.put_u16(*render_time);
+            }
         }
     }
 
@@ -220,6 +235,7 @@ impl ClientMessage {
                     VMW_KEY_EVENT => 8,
                     VMW_POINTER_EVENT2 => 19,
                     VMW_CLIENT_CAPS => 8,
+                    VMW_ACK => 8,
                     _ => return Err(bad(format!("unknown VMware client message subtype {sub}"))),
                 };
                 if len != expected {
@@ -240,6 +256,11 @@ impl ClientMessage {
                         wheel_y: r.u8()? as i8,
                         wheel_x: r.u8()? as i8,
                     },
+                    VMW_ACK => {
+                        let update_id = r.u8()?;
+                        r.skip(1)?;
+                        ClientMessage::VmwAck { update_id, render_time: r.u16()? }
+                    }
                     _ => ClientMessage::VmwClientCaps(r.u32()?),
                 }
             }
@@ -315,6 +336,8 @@ mod tests {
             &[127, 2, 0, 19, 1, 0, 0, 0, 10, 0, 0, 2, 1, 0, 0, 0, 0, 0xff, 0],
         );
         round_trip(ClientMessage::VmwClientCaps(0x8100), &[127, 3, 0, 8, 0, 0, 0x81, 0]);
+        // wmks.js `_sendAck`: 127/4 length 8, the update id, a pad byte, the render time in tenths of ms.
+        round_trip(ClientMessage::VmwAck { update_id: 7, render_time: 0x1234 }, &[127, 4, 0, 8, 7, 0, 0x12, 0x34]);
         let wrong_length = [127, 0, 0, 9, 0, 0x2c, 1, 0, 0];
         assert!(matches!(ClientMessage::read(&mut Reader::new(&wrong_length), 10), Err(ReadError::Invalid(_))));
         assert!(matches!(ClientMessage::read(&mut Reader::new(&[127, 9, 0, 4]), 10), Err(ReadError::Invalid(_))));

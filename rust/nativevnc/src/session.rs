@@ -20,7 +20,7 @@ use crate::encoding as enc;
 use crate::error::ProtocolError;
 use crate::framebuffer::{Damage, Framebuffer, Rect};
 use crate::handshake::{Credentials, Handshake, ServerInit};
-use crate::messages::{server_type, ClientMessage};
+use crate::messages::{server_type, vmw_server_caps, ClientMessage};
 use crate::pixel::PixelReader;
 
 /// Something the server told the client, besides pixels.
@@ -49,7 +49,7 @@ pub enum Event {
     /// The server accepts QEMU extended key events; keys are now sent with scancodes.
     ExtKeyEvents,
     /// VMware server capabilities ([`crate::messages::vmw_server_caps`]); with the key-event bit keys are
-    /// sent as VMWKeyEvent scancodes from now on.
+    /// sent as VMWKeyEvent scancodes from now on, with the update-ack bit every update is acknowledged.
     VmwareCaps(u32),
     /// VMware cursor state: whether the cursor is shown, and whether the guest uses an absolute pointer.
     CursorState {
@@ -100,6 +100,9 @@ struct Open {
     vmware_caps: Option<u32>,
     /// Whether the update being received has had a pixel rectangle.
     update_has_pixels: bool,
+    /// The second byte of the update being received: VMware's update id, which a server with the UpdateAck
+    /// capability wants acknowledged (other servers send 0, RFB's padding).
+    update_id: u8,
 }
 
 enum Phase {
@@ -215,6 +218,7 @@ impl Session {
             vmware_keys: false,
             vmware_caps: None,
             update_has_pixels: false,
+            update_id: 0,
         }));
         self.events.push_back(Event::Connected);
         Ok(())
@@ -384,6 +388,11 @@ impl Open {
                 if std::mem::take(&mut self.update_has_pixels) {
                     counters.pixel_updates += 1;
                 }
+                // As VMware's client does, but with render time 0: the update is drawn once it is decoded
+                // (wmks.js reports its drawing time plus 2 ms).
+                if self.vmware_caps.is_some_and(|caps| caps & vmw_server_caps::UPDATE_ACK != 0) {
+                    ClientMessage::VmwAck { update_id: self.update_id, render_time: 0 }.encode(output);
+                }
                 events.push_back(Event::Update);
                 Ok(())
             }
@@ -406,8 +415,9 @@ impl Open {
         let limits = &config.limits;
         match r.u8()? {
             server_type::FRAMEBUFFER_UPDATE => {
-                r.skip(1)?;
+                let update_id = r.u8()?;
                 let remaining = r.u16()?;
+                self.update_id = update_id;
                 self.incoming = Incoming::Update { remaining, rect: None };
             }
             server_type::SET_COLOUR_MAP_ENTRIES => {
@@ -447,7 +457,7 @@ impl Open {
         events: &mut VecDeque<Event>,
         output: &mut Vec<u8>,
     ) -> Parse<()> {
-        use crate::messages::{vmw_client_caps, vmw_server_caps};
+        use crate::messages::vmw_client_caps;
         let id = r.u8()?;
         let len = r.u16()?;
         let Some(body_len) = usize::from(len).checked_sub(4) else {
@@ -950,6 +960,40 @@ mod tests {
         plain.feed(&handshake(8, 8)).unwrap();
         plain.feed(&[127, 0, 0, 8, 0, 0, 0, 2]).unwrap();
         assert!(!plain.uses_vmware_keys());
+    }
+
+    /// An update with id `id` and one TightPNG fill of the 8x8 screen.
+    fn vmware_update(id: u8) -> Vec<u8> {
+        let mut v = vec![server_type::FRAMEBUFFER_UPDATE, id, 0, 1];
+        rect(&mut v, 0, 0, 8, 8, enc::TIGHT_PNG);
+        v.extend_from_slice(&[0x80, 1, 2, 3]);
+        v
+    }
+
+    #[test]
+    fn updates_are_acknowledged_only_when_the_server_asks() {
+        let mut s = Session::new(Config::webmks(), Credentials::default());
+        s.feed(&handshake(8, 8)).unwrap();
+        s.feed(&[127, 0, 0, 8, 0, 0, 0, 0x02]).unwrap();
+        s.take_output();
+        s.feed(&vmware_update(9)).unwrap();
+        assert_eq!(s.take_output(), [], "without UpdateAck the caller's requests pace the updates");
+        let mut s = Session::new(Config::webmks(), Credentials::default());
+        s.feed(&handshake(8, 8)).unwrap();
+        s.feed(&[127, 0, 0, 8, 0, 0, 0, 0x22]).unwrap();
+        s.take_output();
+        let mut v = vmware_update(9);
+        v.extend_from_slice(&vmware_update(0xff));
+        for b in v {
+            s.feed(&[b]).unwrap();
+        }
+        assert_eq!(s.take_output(), [127, 4, 0, 8, 9, 0, 0, 0, 127, 4, 0, 8, 0xff, 0, 0, 0]);
+        assert_eq!(s.framebuffer().unwrap().get(7, 7), 0x010203);
+        let mut plain = Session::new(Config::default(), Credentials::default());
+        plain.feed(&handshake(8, 8)).unwrap();
+        plain.take_output();
+        plain.feed(&vmware_update(5)).unwrap();
+        assert_eq!(plain.take_output(), [], "an RFB server's padding byte is not an update id");
     }
 
     #[test]

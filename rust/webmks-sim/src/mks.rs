@@ -4,7 +4,10 @@
 //! As ESXi does it: `RFB 003.008\n`, the security types (only None), SecurityResult and ServerInit each go
 //! out as their own WebSocket message, and every FramebufferUpdate as one binary message however large.
 //! SetPixelFormat is ignored (the format stays B,G,R,X). Updates answer FramebufferUpdateRequests: a full
-//! request gets the whole screen at once, an incremental one waits for the backend's next change.
+//! request gets the whole screen at once, an incremental one waits for the backend's next change. A client
+//! that takes pushed updates (VMWServerPush2, as VMware's own does) is told UpdateAck: it then acknowledges
+//! each update by its id (VMWAck) instead of requesting the next, and an acknowledgement counts as an
+//! incremental request for the whole screen.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -25,7 +28,7 @@ use crate::backend::{Backend, Change};
 use crate::control::{bump, Switches};
 use crate::sessions::random_hex;
 use crate::sim::{lock, Sim};
-use crate::update::{clip, ClientEncodings, UpdateBuilder, CURSOR_VISIBLE_ABSOLUTE};
+use crate::update::{clip, next_update_id, ClientEncodings, UpdateBuilder, CURSOR_VISIBLE_ABSOLUTE};
 use crate::vmw;
 
 pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
@@ -98,6 +101,8 @@ async fn run(sim: &Arc<Sim>, name: &str, ws: Ws, console: Console) -> End {
         sent_first: false,
         leds_sent: None,
         server_caps_sent: false,
+        acks: false,
+        update_id: 0,
         client_caps: 0,
         last_pointer: (0, 0),
         updates: 0,
@@ -136,6 +141,10 @@ struct Conn {
     sent_first: bool,
     leds_sent: Option<u8>,
     server_caps_sent: bool,
+    /// The client was told UpdateAck: its acknowledgements stand for incremental requests.
+    acks: bool,
+    /// The id of the last update sent (0 before the first).
+    update_id: u8,
     client_caps: u32,
     last_pointer: (u16, u16),
     updates: u64,
@@ -302,7 +311,7 @@ impl Conn {
         self.backend.flush().await.map_err(|e| End::Backend(format!("writing to the VNC server: {e}")))
     }
 
-    /// VMware client messages this server does not act on (Ack, RequestResolution, KeyEvent2, …) are
+    /// VMware client messages this server does not act on (RequestResolution, KeyEvent2, …) are
     /// skipped by their length. Returns whether one was.
     fn skip_unknown_vmware(&self, r: &mut Reader) -> Result<bool, ReadError> {
         let mut peek = r.clone();
@@ -310,7 +319,13 @@ impl Conn {
             return Ok(false);
         }
         let sub = peek.u8()?;
-        if matches!(sub, client_type::VMW_KEY_EVENT | client_type::VMW_POINTER_EVENT2 | client_type::VMW_CLIENT_CAPS) {
+        if matches!(
+            sub,
+            client_type::VMW_KEY_EVENT
+                | client_type::VMW_POINTER_EVENT2
+                | client_type::VMW_CLIENT_CAPS
+                | client_type::VMW_ACK
+        ) {
             return Ok(false);
         }
         let len = usize::from(peek.u16()?).max(4);
@@ -332,7 +347,8 @@ impl Conn {
                 *lock(&stats.last_set_encodings) = list;
                 if self.encodings.vmw_server_caps && !self.server_caps_sent {
                     self.server_caps_sent = true;
-                    self.send(vmw::server_caps(vmw::SERVER_CAPS)).await?;
+                    self.acks = self.encodings.vmw_server_push2;
+                    self.send(vmw::server_caps(vmw::server_caps_for(self.acks))).await?;
                     if self.sim.settings.extra_vmware_messages {
                         self.send(vmw::message(vmw::UNKNOWN_SUBTYPE, b"webmks-sim unknown message")).await?;
                         self.send(vmw::heartbeat(HEARTBEAT_SECS)).await?;
@@ -391,6 +407,15 @@ impl Conn {
             ClientMessage::VmwClientCaps(caps) => {
                 log!("VMware client caps {caps:#x}");
                 self.client_caps = caps;
+            }
+            ClientMessage::VmwAck { update_id, .. } => {
+                if !self.acks {
+                    log!("VMWAck for update {update_id} ignored: UpdateAck was not announced");
+                } else if update_id != self.update_id {
+                    log!("error: VMWAck for update {update_id}, the last one sent was {}", self.update_id);
+                } else if self.request.is_none() {
+                    self.request = Some(Request { incremental: true });
+                }
             }
             ClientMessage::CutText(text) => self.backend.send(&ClientMessage::CutText(text)),
         }
@@ -455,6 +480,7 @@ impl Conn {
         }
         self.resized = false;
         self.sent_first = true;
+        self.update_id = next_update_id(self.update_id);
         self.request = None;
         self.damage.take();
         self.updates += 1;
@@ -470,7 +496,7 @@ impl Conn {
         let Some(update) = self.build_update(false) else {
             return Ok(());
         };
-        let msg = update.finish();
+        let msg = update.finish(next_update_id(self.update_id));
         if self.sim.settings.close_mid_update_after.is_some_and(|limit| self.updates >= limit) {
             return Err(self.cut(msg, vmw::CLOSE_REASON_ADMIN, "--close-mid-update-after").await);
         }
@@ -484,7 +510,8 @@ impl Conn {
         if self.request.is_none() {
             self.request = Some(Request { incremental: false });
         }
-        let msg = self.build_update(true).map(UpdateBuilder::finish).unwrap_or_default();
+        let id = next_update_id(self.update_id);
+        let msg = self.build_update(true).map(|u| u.finish(id)).unwrap_or_default();
         self.cut(msg, reason, why).await
     }
 

@@ -1,6 +1,12 @@
 //! FramebufferUpdate messages as the simulated ESXi sends them: pixels as TightPNG when the client
 //! advertised it (Raw B,G,R,X otherwise), and the VMware pseudo-encodings (cursor, cursor state, LED state,
 //! key repeat) and DesktopSize the client asked for.
+//!
+//! The header's second byte, RFB's padding, is VMware's update id: [`next_update_id`] numbers the updates
+//! from 1 and never writes 0. VMware's client acknowledges an update by its id to a server with the
+//! UpdateAck capability; to any other server it sends the id back as the next FramebufferUpdateRequest's
+//! incremental flag (wmks.js 2.1 `_sendAck`), so a 0 there would make it ask for the whole screen again
+//! after every update.
 
 use nativevnc::codec::Put;
 use nativevnc::encoding as enc;
@@ -18,6 +24,8 @@ pub struct ClientEncodings {
     pub vmw_led_state: bool,
     pub vmw_typematic: bool,
     pub vmw_server_caps: bool,
+    /// The client takes pushed updates, paced by its acknowledgements.
+    pub vmw_server_push2: bool,
 }
 
 impl ClientEncodings {
@@ -31,6 +39,7 @@ impl ClientEncodings {
             vmw_led_state: has(enc::VMW_LED_STATE),
             vmw_typematic: has(enc::VMW_TYPEMATIC_INFO),
             vmw_server_caps: has(enc::VMW_SERVER_CAPS),
+            vmw_server_push2: has(enc::VMW_SERVER_PUSH2),
         }
     }
 }
@@ -123,14 +132,19 @@ impl UpdateBuilder {
         self.rects == 0
     }
 
-    /// The whole message: type 0, a pad byte, the rectangle count, the rectangles.
-    pub fn finish(self) -> Vec<u8> {
+    /// The whole message: type 0, the update id, the rectangle count, the rectangles.
+    pub fn finish(self, update_id: u8) -> Vec<u8> {
         let mut msg = Vec::with_capacity(4 + self.body.len());
-        msg.extend_from_slice(&[0, 0]);
+        msg.extend_from_slice(&[0, update_id]);
         msg.put_u16(self.rects);
         msg.extend_from_slice(&self.body);
         msg
     }
+}
+
+/// The id of the update after the one with id `last`: 1 to 255, then 1 again (0 is the id before the first).
+pub fn next_update_id(last: u8) -> u8 {
+    last % 255 + 1
 }
 
 /// The part of `r` inside a `w` x `h` framebuffer.
@@ -189,7 +203,7 @@ mod tests {
         for r in rects {
             b.pixels(fb, *r, tight_png);
         }
-        s.feed(&b.finish()).unwrap();
+        s.feed(&b.finish(1)).unwrap();
         assert_eq!(s.updates_received(), 1);
         s
     }
@@ -215,7 +229,7 @@ mod tests {
         let flat = Rect::new(40, 0, 24, 40);
         let mut b = UpdateBuilder::default();
         b.pixels(&fb, flat, true);
-        let msg = b.finish();
+        let msg = b.finish(1);
         assert_eq!(msg.len(), 4 + 12 + 4, "a fill is a control byte and R,G,B");
         assert_eq!(&msg[16..], [0x80, 0xc0, 0xff, 0xee]);
         let s = decode(&fb, true, &[flat, Rect::new(0, 0, 10, 10)]);
@@ -232,8 +246,8 @@ mod tests {
         b.vmw_led_state(4);
         b.vmw_typematic();
         b.desktop_size(800, 600);
-        let msg = b.finish();
-        assert_eq!(&msg[..4], [0, 0, 0, 5]);
+        let msg = b.finish(0x2a);
+        assert_eq!(&msg[..4], [0, 0x2a, 0, 5]);
         let mut expected = vec![0, 0, 0, 0, 0, 8, 0, 8];
         expected.put_i32(enc::VMW_DEFINE_CURSOR);
         expected.extend_from_slice(&[1, 0]);
@@ -241,6 +255,27 @@ mod tests {
         let cursor_end = 4 + 14 + 8 * 8 * 4;
         assert_eq!(&msg[cursor_end + 8..cursor_end + 14], [0x57, 0x4d, 0x56, 0x65, 0, 3]);
         assert_eq!(msg.len(), cursor_end + 14 + 16 + 22 + 12);
+    }
+
+    #[test]
+    fn update_ids_are_never_zero() {
+        let ids: Vec<u8> =
+            std::iter::successors(Some(next_update_id(0)), |&id| Some(next_update_id(id))).take(256).collect();
+        assert_eq!(&ids[..3], [1, 2, 3]);
+        assert_eq!(&ids[253..], [254, 255, 1]);
+        assert!(!ids.contains(&0));
+    }
+
+    #[test]
+    fn server_push_is_what_wmks_asks_for() {
+        // wmks.js 2.1.4 `_sendClientEncodingsMsg`, without the options that add OffscreenCopyRect and H264MP4.
+        let wmks = [
+            1, -260, -223, 0x574d5664, 0x574d5665, 0x574d5666, 0x574d5667, 0x574d5668, 0x574d567b, 0x574d567a, -23,
+            0x574d567c, 0x574d567f,
+        ];
+        let e = ClientEncodings::from_list(&wmks);
+        assert!(e.vmw_server_push2 && e.vmw_server_caps && e.tight_png);
+        assert!(!ClientEncodings::from_list(&Config::webmks_encodings()).vmw_server_push2);
     }
 
     #[test]

@@ -7,6 +7,13 @@ use nativevnc::messages::{server_type, vmw_server_caps};
 /// The server capabilities the simulator announces: VMWKeyEvent, ClientCaps and SessionClose.
 pub const SERVER_CAPS: u32 = vmw_server_caps::KEY_EVENT | vmw_server_caps::CLIENT_CAPS | vmw_server_caps::SESSION_CLOSE;
 
+/// The capabilities announced to a client: [`SERVER_CAPS`], and UpdateAck to a client that takes pushed
+/// updates (VMWServerPush2, which VMware's own client always asks for): it then acknowledges each update
+/// instead of requesting the next.
+pub fn server_caps_for(push: bool) -> u32 {
+    SERVER_CAPS | if push { vmw_server_caps::UPDATE_ACK } else { 0 }
+}
+
 /// A subtype no VMware client knows, to check that clients skip what they do not understand.
 pub const UNKNOWN_SUBTYPE: u8 = 0xc8;
 
@@ -47,6 +54,8 @@ mod tests {
     #[test]
     fn wire_formats() {
         assert_eq!(server_caps(SERVER_CAPS), [127, 0, 0, 8, 0, 2, 0, 0x0a]);
+        assert_eq!(server_caps(server_caps_for(true)), [127, 0, 0, 8, 0, 2, 0, 0x2a]);
+        assert_eq!(server_caps_for(false), SERVER_CAPS);
         assert_eq!(heartbeat(3), [127, 4, 0, 6, 0, 3]);
         assert_eq!(set_reconnect_token("ab"), [127, 6, 0, 6, b'a', b'b']);
         assert_eq!(session_close(2), [127, 7, 0, 8, 0, 0, 0, 2]);

@@ -284,6 +284,8 @@ struct Seen {
     /// VMware pseudo-encoding rectangles: (encoding, payload).
     pseudo: Vec<(i32, Vec<u8>)>,
     updates: usize,
+    /// The id in each FramebufferUpdate's header.
+    update_ids: Vec<u8>,
 }
 
 /// Takes the VMware parts out of one WebSocket message from the simulator (each message holds whole server
@@ -300,7 +302,7 @@ fn strip_vmware(msg: &[u8], seen: &mut Seen) -> Vec<u8> {
             }
             0 => {
                 seen.updates += 1;
-                r.skip(1).unwrap();
+                seen.update_ids.push(r.u8().unwrap());
                 let n = r.u16().unwrap();
                 let mut body = Vec::new();
                 let mut kept = 0u16;
@@ -542,6 +544,35 @@ async fn freeze_thaw_and_close_mid_update() {
     assert_eq!(https(&sim, "POST", "/_sim/close", "", "").await.0, 200);
     assert!(read_to_end(&mut ws, &mut session, &mut seen).await, "the stream ends inside an update");
     assert_eq!(seen.vmw_messages.last().unwrap(), &(7, vec![0, 0, 0, 2]), "SessionClose first");
+}
+
+/// A client that takes pushed updates, as VMware's wmks.js does, is told UpdateAck; updates carry ids from 1,
+/// and an acknowledgement of the last one, not a request, brings the next.
+#[tokio::test(flavor = "multi_thread")]
+async fn pushed_updates_paced_by_acknowledgements() {
+    let (vnc_port, keys) = scripted_vnc_server();
+    let sim = start_sim(vnc_port, &[]);
+    let (_, url) = login_and_ticket(&sim).await;
+    let mut ws = connect(&sim, &url, Some("binary")).await.unwrap();
+    let encodings = vec![enc::TIGHT_PNG, enc::VMW_SERVER_PUSH2, enc::VMW_SERVER_CAPS];
+    let config = Config { encodings, pixel_format: None, ..Config::default() };
+    let mut session = Session::new(config, Credentials::default());
+    let mut seen = Seen::default();
+    pump(&mut ws, &mut session, &mut seen, |s, _| s.is_open()).await;
+    session.request_update(false);
+    ws.send(Message::binary(session.take_output())).await.unwrap();
+    pump(&mut ws, &mut session, &mut seen, |s, _| s.updates_received() == 1).await;
+    assert_eq!(seen.vmw_messages, [(0, vec![0, 2, 0, 0x2a])], "ServerCaps with UpdateAck (0x20)");
+    assert_eq!(seen.update_ids, [1]);
+
+    send(&mut ws, ClientMessage::KeyEvent { down: true, keysym: 0x61 }).await;
+    assert_eq!(next_key(&keys), ClientMessage::KeyEvent { down: true, keysym: 0x61 });
+    let unasked = tokio::time::timeout(Duration::from_millis(500), ws.next()).await;
+    assert!(unasked.is_err(), "nothing before the acknowledgement: {unasked:?}");
+    send(&mut ws, ClientMessage::VmwAck { update_id: 1, render_time: 20 }).await;
+    pump(&mut ws, &mut session, &mut seen, |s, _| s.updates_received() == 2).await;
+    assert_eq!(seen.update_ids, [1, 2]);
+    assert_eq!(session.framebuffer().unwrap().get(CHANGED.x, CHANGED.y), CHANGED_COLOUR);
 }
 
 #[tokio::test(flavor = "multi_thread")]
