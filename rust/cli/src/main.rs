@@ -111,7 +111,8 @@ struct Server {
     encodings: Option<Vec<String>>,
     #[arg(long, env = "NATIVEVNC_PASSWORD", hide_env_values = true, hide = true)]
     password: Option<String>,
-    /// webmks: do not verify TLS certificates at all.
+    /// webmks: verify nothing about the API's and the console's TLS certificates (issuer, name, validity, key,
+    /// handshake signature).
     #[arg(long)]
     insecure: bool,
     /// webmks: a PEM file of CA certificates to trust besides the system's.

@@ -1,9 +1,18 @@
 //! TLS client policy: how a server is authenticated (CA verification, pinned thumbprints or nothing) and a
 //! connect helper that turns rustls's verdicts into messages a user can act on.
 //!
-//! Every policy goes through one [`ServerCertVerifier`], so the handshake signatures are always checked with
-//! the ring provider's algorithms; only the question "is this certificate the right one?" differs. When the
-//! answer is no, the verifier puts its reason into rustls's error and [`connect`] unpacks it again.
+//! Every policy goes through one [`ServerCertVerifier`]. With a CA file or pinned thumbprints, the handshake
+//! signatures are checked with ring's algorithms, extended to the 1024-bit RSA keys some VMware hosts still
+//! present (see [`algorithms`]); only the question "is this certificate the right one?" differs. Insecure
+//! means insecure: no property of the certificate, nor its handshake signature, stops the connection. When a
+//! certificate or signature is refused, the verifier puts its reason into rustls's error and [`connect`]
+//! unpacks it again.
+
+mod algorithms;
+mod key;
+mod listed;
+#[cfg(test)]
+mod openssl_tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -21,6 +30,17 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::error::{Error, ErrorKind};
+use key::KeyKind;
+
+/// What a user can do about a certificate that is not trusted: the CLI's options and the variables of
+/// os-autoinst's VMware backend.
+const TRUST_ADVICE: &str = "give a CA file containing its issuer (--ca-file, VMWARE_VNC_OVER_WS_CA_FILE), \
+     pin its thumbprint (--thumbprint, VMWARE_VNC_OVER_WS_THUMBPRINT) or allow insecure TLS \
+     (--insecure, VMWARE_VNC_OVER_WS_INSECURE=1)";
+
+/// What a user can do about a handshake that cannot be verified, whatever the certificate.
+const INSECURE_ADVICE: &str =
+    "if this is the server you meant, allow insecure TLS (--insecure, VMWARE_VNC_OVER_WS_INSECURE=1)";
 
 /// The hash a [`Thumbprint`] is taken with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,9 +183,9 @@ impl Default for Verification {
 /// empty pin list are usage errors; a system without any root certificate is not (every verification then
 /// fails with a "not trusted" message).
 pub fn client_config(verification: &Verification, alpn: &[&[u8]]) -> Result<Arc<rustls::ClientConfig>, Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = provider();
     let policy = match verification {
-        Verification::Verify { ca_file } => Policy::Verify(webpki_verifier(ca_file.as_deref(), &provider)?),
+        Verification::Verify { ca_file } => ca_policy(ca_file.as_deref(), &provider)?,
         Verification::Pinned(pins) if pins.is_empty() => {
             return Err(Error::usage("pinned TLS verification needs at least one certificate thumbprint"))
         }
@@ -175,12 +195,20 @@ pub fn client_config(verification: &Verification, alpn: &[&[u8]]) -> Result<Arc<
     build_config(policy, provider, alpn)
 }
 
+/// rustls's ring provider, with [`algorithms::SUPPORTED`] for certificate chains and handshake signatures.
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(CryptoProvider {
+        signature_verification_algorithms: algorithms::SUPPORTED,
+        ..rustls::crypto::ring::default_provider()
+    })
+}
+
 fn build_config(
     policy: Policy,
     provider: Arc<CryptoProvider>,
     alpn: &[&[u8]],
 ) -> Result<Arc<rustls::ClientConfig>, Error> {
-    let verifier = PolicyVerifier { policy, algorithms: provider.signature_verification_algorithms };
+    let verifier = PolicyVerifier { policy };
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::new(ErrorKind::Internal, format!("TLS configuration: {e}")))?
@@ -262,26 +290,27 @@ fn describe_io_error(e: &std::io::Error) -> String {
     }
 }
 
-fn webpki_verifier(
-    ca_file: Option<&Path>,
-    provider: &Arc<CryptoProvider>,
-) -> Result<Option<Arc<WebPkiServerVerifier>>, Error> {
+/// [`Policy::Verify`] with the system's roots and those of `ca_file`.
+fn ca_policy(ca_file: Option<&Path>, provider: &Arc<CryptoProvider>) -> Result<Policy, Error> {
     let mut roots = RootCertStore::empty();
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    if let Some(path) = ca_file {
-        for cert in read_ca_file(path)? {
-            roots.add(cert).map_err(|e| {
-                Error::usage(format!("CA file {}: a certificate cannot be used as a trust anchor: {e}", path.display()))
-            })?;
-        }
+    let listed = match ca_file {
+        Some(path) => read_ca_file(path)?,
+        None => Vec::new(),
+    };
+    for cert in &listed {
+        roots.add(cert.clone()).map_err(|e| {
+            let path = ca_file.map(Path::display).map(|p| p.to_string()).unwrap_or_default();
+            Error::usage(format!("CA file {path}: a certificate cannot be used as a trust anchor: {e}"))
+        })?;
     }
     if roots.is_empty() {
-        return Ok(None);
+        return Ok(Policy::Verify { webpki: None, listed });
     }
-    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
-        .map(Some)
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("TLS certificate verifier: {e}")))
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("TLS certificate verifier: {e}")))?;
+    Ok(Policy::Verify { webpki: Some(webpki), listed })
 }
 
 fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
@@ -298,8 +327,12 @@ fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
 /// The decision part of a [`Verification`], ready to run.
 #[derive(Debug)]
 enum Policy {
-    /// `None` when there is no trust anchor at all.
-    Verify(Option<Arc<WebPkiServerVerifier>>),
+    /// Chain verification: `webpki` is `None` when there is no trust anchor at all; `listed` are the CA file's
+    /// certificates, trusted as server certificates too (see [`listed`]).
+    Verify {
+        webpki: Option<Arc<WebPkiServerVerifier>>,
+        listed: Vec<CertificateDer<'static>>,
+    },
     Pinned(Vec<Thumbprint>),
     Insecure,
 }
@@ -307,7 +340,72 @@ enum Policy {
 #[derive(Debug)]
 struct PolicyVerifier {
     policy: Policy,
-    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl PolicyVerifier {
+    /// A handshake signature check: none when insecure, else [`algorithms::SUPPORTED`]'s, with a refusal
+    /// explained by [`unverifiable`].
+    fn verify_signature(
+        &self,
+        verify: impl FnOnce(&WebPkiSupportedAlgorithms) -> Result<HandshakeSignatureValid, rustls::Error>,
+        cert: &CertificateDer<'_>,
+        scheme: SignatureScheme,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match self.policy {
+            Policy::Insecure => Ok(HandshakeSignatureValid::assertion()),
+            _ => verify(&algorithms::SUPPORTED).map_err(|e| unverifiable(&e, cert, scheme).into()),
+        }
+    }
+}
+
+/// Schemes offered only when nothing is verified, so that servers which can sign with nothing else still
+/// complete the handshake.
+const INSECURE_ONLY_SCHEMES: &[SignatureScheme] = &[
+    SignatureScheme::ECDSA_NISTP521_SHA512,
+    SignatureScheme::ED448,
+    SignatureScheme::RSA_PKCS1_SHA1,
+    SignatureScheme::ECDSA_SHA1_Legacy,
+];
+
+/// Why a handshake signature made with `cert`'s key was refused, in words.
+fn unverifiable(error: &rustls::Error, cert: &CertificateDer<'_>, scheme: SignatureScheme) -> Rejection {
+    let what = match KeyKind::of(cert) {
+        Some(KeyKind::Rsa(bits)) if bits < algorithms::MIN_RSA_BITS => format!(
+            "the server's certificate has a {bits}-bit RSA key, which this client refuses for TLS handshake \
+             signatures (it needs at least {} bits: smaller keys can be broken)",
+            algorithms::MIN_RSA_BITS
+        ),
+        Some(key) => format!(
+            "the server's {scheme:?} handshake signature does not verify with its certificate's key, {key} \
+             ({error})"
+        ),
+        None => format!("the server's certificate cannot be parsed to verify its handshake signature ({error})"),
+    };
+    Rejection::Unverifiable { what, presented: Presented::of(cert) }
+}
+
+/// Whether webpki refused a certificate for being a CA's (see [`listed`]).
+fn is_ca_used_as_end_entity(why: &CertificateError) -> bool {
+    match why {
+        CertificateError::Other(OtherError(other)) => {
+            matches!(other.downcast_ref::<webpki::Error>(), Some(webpki::Error::CaUsedAsEndEntity))
+        }
+        _ => false,
+    }
+}
+
+/// The reason webpki gave for a certificate it does not trust, with its key when that may be the cause.
+fn untrusted_reason(why: &CertificateError, cert: &CertificateDer<'_>) -> String {
+    match (why, KeyKind::of(cert)) {
+        (CertificateError::UnknownIssuer, _) => "it is not issued by a trusted certificate authority".into(),
+        (CertificateError::BadSignature, Some(KeyKind::Rsa(bits))) if bits < algorithms::MIN_RSA_BITS => format!(
+            "its signature cannot be verified: it has a {bits}-bit RSA key, and this client refuses RSA keys of \
+             less than {} bits",
+            algorithms::MIN_RSA_BITS
+        ),
+        (CertificateError::Other(OtherError(other)), _) => other.to_string(),
+        (why, _) => why.to_string(),
+    }
 }
 
 impl ServerCertVerifier for PolicyVerifier {
@@ -327,23 +425,26 @@ impl ServerCertVerifier for PolicyVerifier {
             Policy::Pinned(pins) => {
                 Err(Rejection::PinMismatch { expected: pins.clone(), presented: Presented::of(end_entity) }.into())
             }
-            Policy::Verify(None) => Err(Rejection::NotTrusted {
+            Policy::Verify { webpki: None, .. } => Err(Rejection::NotTrusted {
                 reason: "there are no trusted CA certificates (the system has none and no CA file was given)".into(),
                 presented: Presented::of(end_entity),
             }
             .into()),
-            Policy::Verify(Some(webpki)) => webpki
+            Policy::Verify { webpki: Some(webpki), listed } => webpki
                 .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-                .map_err(|e| match e {
-                    rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => Rejection::NotTrusted {
-                        reason: "it is not issued by a trusted certificate authority".into(),
-                        presented: Presented::of(end_entity),
-                    }
-                    .into(),
+                .or_else(|e| match e {
                     rustls::Error::InvalidCertificate(why) => {
-                        Rejection::NotTrusted { reason: why.to_string(), presented: Presented::of(end_entity) }.into()
+                        let reason = if is_ca_used_as_end_entity(&why) {
+                            match listed::verify(end_entity, listed, server_name, now) {
+                                Ok(()) => return Ok(ServerCertVerified::assertion()),
+                                Err(reason) => reason,
+                            }
+                        } else {
+                            untrusted_reason(&why, end_entity)
+                        };
+                        Err(Rejection::NotTrusted { reason, presented: Presented::of(end_entity) }.into())
                     }
-                    other => other,
+                    other => Err(other),
                 }),
         }
     }
@@ -354,7 +455,7 @@ impl ServerCertVerifier for PolicyVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+        self.verify_signature(|algs| rustls::crypto::verify_tls12_signature(message, cert, dss, algs), cert, dss.scheme)
     }
 
     fn verify_tls13_signature(
@@ -363,11 +464,15 @@ impl ServerCertVerifier for PolicyVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        self.verify_signature(|algs| rustls::crypto::verify_tls13_signature(message, cert, dss, algs), cert, dss.scheme)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
+        let mut schemes = algorithms::SUPPORTED.supported_schemes();
+        if matches!(self.policy, Policy::Insecure) {
+            schemes.extend_from_slice(INSECURE_ONLY_SCHEMES);
+        }
+        schemes
     }
 }
 
@@ -393,8 +498,19 @@ impl fmt::Display for Presented {
 /// Why the verifier refused a certificate; travels inside `rustls::Error` to [`describe_io_error`].
 #[derive(Debug)]
 enum Rejection {
-    PinMismatch { expected: Vec<Thumbprint>, presented: Presented },
-    NotTrusted { reason: String, presented: Presented },
+    PinMismatch {
+        expected: Vec<Thumbprint>,
+        presented: Presented,
+    },
+    NotTrusted {
+        reason: String,
+        presented: Presented,
+    },
+    /// The certificate is accepted, but the server's handshake signature made with its key is not.
+    Unverifiable {
+        what: String,
+        presented: Presented,
+    },
 }
 
 impl fmt::Display for Rejection {
@@ -408,11 +524,18 @@ impl fmt::Display for Rejection {
                      the server presented a certificate with {presented}"
                 )
             }
-            Rejection::NotTrusted { reason, presented } => write!(
-                f,
-                "the server certificate is not trusted: {reason} (it has {presented}); to trust it, give a CA \
-                 file containing its issuer, pin its thumbprint, or allow insecure TLS"
-            ),
+            Rejection::NotTrusted { reason, presented } => {
+                write!(
+                    f,
+                    "the server certificate is not trusted: {reason} (it has {presented}); to trust it, {TRUST_ADVICE}"
+                )
+            }
+            Rejection::Unverifiable { what, presented } => {
+                write!(
+                    f,
+                    "the TLS handshake cannot be verified: {what} (the certificate has {presented}); {INSECURE_ADVICE}"
+                )
+            }
         }
     }
 }
@@ -605,8 +728,8 @@ mod tests {
     async fn no_trust_anchors_at_all_is_not_trusted() {
         let cert = testing::self_signed();
         let port = serve(&cert).await;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = build_config(Policy::Verify(None), provider, &[]).unwrap();
+        let provider = provider();
+        let config = build_config(Policy::Verify { webpki: None, listed: Vec::new() }, provider, &[]).unwrap();
         let e = connect("localhost", port, config).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Setup);
         assert!(e.message().contains("not trusted: there are no trusted CA certificates"), "{e}");

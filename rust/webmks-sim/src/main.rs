@@ -136,6 +136,13 @@ struct Cli {
     /// Write the PEM certificate here (clients can use it as their CA file).
     #[arg(long, value_name = "FILE")]
     cert_out: Option<PathBuf>,
+    /// Present this PEM certificate (on the API and the consoles alike) instead of a fresh self-signed one; its
+    /// key is --key. RSA of 1024 to 4096 bits, ECDSA P-256 or P-384.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
     /// Which endpoint to imitate.
     #[arg(long, value_enum, default_value = "esxi")]
     flavour: FlavourArg,
@@ -241,7 +248,10 @@ async fn run(cli: Cli) -> Result<(), String> {
     if !(0.0..=3600.0).contains(&cli.mks_delay) {
         return Err(format!("--mks-delay {} is not between 0 and 3600 seconds", cli.mks_delay));
     }
-    let identity = Identity::generate(cli.hostname.as_deref()).map_err(|e| format!("certificate: {e}"))?;
+    let identity = match (&cli.cert, &cli.key) {
+        (Some(cert), Some(key)) => Identity::load(cert, key)?,
+        _ => Identity::generate(cli.hostname.as_deref()).map_err(|e| format!("certificate: {e}"))?,
+    };
     let ticket_thumbprints = if cli.wrong_thumbprint {
         Identity::generate(None).map_err(|e| format!("certificate: {e}"))?.thumbprints
     } else {

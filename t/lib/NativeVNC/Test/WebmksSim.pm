@@ -60,12 +60,13 @@ is set.
 =head2 start(%opt)
 
 Starts the simulator and waits (at most C<start_timeout> seconds, default 20) for its start line. Options:
-C<password> (required), C<user> (default root), C<vnc_host> and C<vnc_port> (the VNC server behind the consoles
-of C<--vm> VMs; without them their /ticket cannot be served), C<vnc_password>, C<port> (fixed port, default: any
-free one), C<esxi_version> (C<--esxi-version>), C<datastores> (hash of datastore names to directories,
-C<--datastore NAME=DIR>), C<guests> (true: powered-on VMs boot the guest of F<tools/build-guest>, with their QMP
-sockets in C<qmp_dir>; dies when the guest is not built), C<mks_delay> (C<--mks-delay>), C<args> (array of
-further command-line options). Dies with the log's tail if the program is missing or exits.
+C<password> (required), C<user> (default root), C<vnc_host> and C<vnc_port> (the VNC server behind the consoles of
+C<--vm> VMs; without them their /ticket cannot be served), C<vnc_password>, C<port> (fixed port, default: any free
+one), C<esxi_version> (C<--esxi-version>), C<datastores> (hash of datastore names to directories, C<--datastore
+NAME=DIR>), C<guests> (true: powered-on VMs boot the guest of F<tools/build-guest>, with their QMP sockets in
+C<qmp_dir>; dies when the guest is not built), C<mks_delay> (C<--mks-delay>), C<cert> and C<key> (PEM files of the
+certificate to present instead of a fresh one, C<--cert> and C<--key>), C<args> (array of further command-line
+options). Dies with the log's tail if the program is missing or exits.
 
 =cut
 
@@ -87,6 +88,7 @@ sub start ($class, %opt) {
     push @command, '--esxi-version', $opt{esxi_version} if defined $opt{esxi_version};
     push @command, map { ('--datastore', "$_=$opt{datastores}{$_}") } sort keys %{ $opt{datastores} // {} };
     push @command, '--mks-delay', $opt{mks_delay} if defined $opt{mks_delay};
+    push @command, '--cert', $opt{cert}, '--key', $opt{key} if defined $opt{cert};
     if ($opt{guests}) {
         my $guest = repo_root() . '/build/guest';
         -s "$guest/$_" or croak "$guest/$_ missing: run tools/build-guest first" for qw(vmlinuz initrd.gz);
