@@ -185,6 +185,8 @@ connect(nv_client *c, HV *opts)
     o.ca_file = v ? SvPVutf8_nolen(v) : NULL;
     v = nvx_opt(aTHX_ opts, "thumbprint");
     o.thumbprint = v ? SvPVutf8_nolen(v) : NULL;
+    v = nvx_opt(aTHX_ opts, "hosts");
+    o.ticket_hosts = v ? SvPVutf8_nolen(v) : NULL;
     v = nvx_opt(aTHX_ opts, "encodings");
     if (v) {
         AV *av;

@@ -34,6 +34,7 @@ typedef struct {
     uint8_t insecure;
     const char *ca_file;
     const char *thumbprint;
+    const char *ticket_hosts;
 } nv_connect_options;
 
 typedef struct {

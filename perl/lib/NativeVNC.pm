@@ -153,6 +153,14 @@ TLS: verify nothing; trust the CA certificates in this PEM file besides the syst
 certificate by its SHA-1 or SHA-256 thumbprint. The console's connection is pinned to the thumbprints the
 ticket carries.
 
+=item hosts
+
+C<NAME=ADDRESS,...>: connect to ADDRESS (an IP address or a host name, no port) when a ticket names the host
+NAME; the TLS server name and the C<Host:> header stay NAME. Without a mapping, a ticket's host that does not
+resolve is replaced by the vSphere API's host when the console is pinned to the ticket's thumbprints or
+C<insecure> is set (the log says so); with CA verification the connection fails with an error naming
+C<VMWARE_VNC_OVER_WS_HOSTS>.
+
 =back
 
 =head2 disconnect

@@ -206,6 +206,7 @@ sub _webmks_options ($self) {
         insecure => _var('VMWARE_VNC_OVER_WS_INSECURE') // 0,
         ca_file => _var('VMWARE_VNC_OVER_WS_CA_FILE'),
         thumbprint => _var('VMWARE_VNC_OVER_WS_THUMBPRINT'),
+        hosts => _var('VMWARE_VNC_OVER_WS_HOSTS'),
     };
 }
 
@@ -593,6 +594,12 @@ C<VMWARE_VNC_OVER_WS> is set and its host (C<original_hostname> or C<hostname>) 
 API is C<VMWARE_HOST> as C<VMWARE_USERNAME> (root) with C<VMWARE_PASSWORD>, and the VM C<VIRSH_VM_ID>. Every
 login takes a fresh ticket; the local timeouts apply, as for os-autoinst's bridge.
 
+A ticket names the ESXi host to connect to, often by a name only the vSphere side can resolve.
+C<VMWARE_VNC_OVER_WS_HOSTS> (C<esx1.example.com=10.0.0.5,...>) maps such names to addresses. Without a
+mapping, a name that does not resolve is replaced by C<VMWARE_HOST>'s address when the console is pinned to the
+ticket's thumbprints (the usual case) or C<VMWARE_VNC_OVER_WS_INSECURE> is set; the log says so. Otherwise
+the login fails with a message naming C<VMWARE_VNC_OVER_WS_HOSTS>.
+
 =head1 VARIABLES
 
 Read from C<%bmwqemu::vars>: C<VIRSH_VMM_FAMILY>, C<VNC_CONNECT_TIMEOUT_LOCAL>, C<VNC_CONNECT_TIMEOUT_REMOTE>,
@@ -600,7 +607,8 @@ C<VNC_TIMEOUT_LOCAL>, C<VNC_TIMEOUT_REMOTE>, C<VNC_CONNECT_SLEEP>, C<VNC_STALL_T
 C<VMWARE_VNC_OVER_WS>, C<VMWARE_HOST>, C<VMWARE_USERNAME>, C<VMWARE_PASSWORD>, C<VIRSH_GUEST>, C<VIRSH_VM_ID>,
 C<VMWARE_VNC_OVER_WS_REQUEST_ATTEMPTS>, C<VMWARE_VNC_OVER_WS_REQUEST_DELAY>, C<VMWARE_VNC_OVER_WS_INSECURE>,
 with os-autoinst's meanings and defaults, and this module's own C<VMWARE_VNC_OVER_WS_CA_FILE> (extra trusted
-CA certificates, PEM) and C<VMWARE_VNC_OVER_WS_THUMBPRINT> (the API certificate's SHA-1 or SHA-256
-thumbprint, pinned).
+CA certificates, PEM), C<VMWARE_VNC_OVER_WS_THUMBPRINT> (the API certificate's SHA-1 or SHA-256
+thumbprint, pinned) and C<VMWARE_VNC_OVER_WS_HOSTS> (C<NAME=ADDRESS,...>: addresses for tickets' hosts, see
+L</VMWARE WEBMKS>).
 
 =cut

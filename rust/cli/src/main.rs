@@ -16,7 +16,7 @@ use nativevnc::error::{Error, ErrorKind, Result};
 use nativevnc::handshake::Credentials;
 use nativevnc::image::Image;
 use nativevnc::keys;
-use nativevnc::webmks::{self, Webmks};
+use nativevnc::webmks::{self, TicketHosts, Webmks};
 
 use target::Target;
 
@@ -33,6 +33,9 @@ from the NATIVEVNC_PASSWORD environment variable, which keeps it out of the proc
 webmks: every connection takes a fresh one-shot ticket from the vSphere API. The API's TLS certificate is
 verified against the system's CA certificates (plus --ca-file), or pinned with --thumbprint; the console's
 certificate is then pinned to the thumbprints the ticket carries. --insecure verifies nothing.
+A ticket names the ESXi host to connect to, often by a name only the vSphere side resolves: --ticket-hosts
+maps such names to addresses; without a mapping, a name that does not resolve is replaced by the API's
+address when the console is pinned to the ticket's thumbprints (or with --insecure), and the log says so.
 
 Exit status: 0 success, 1 the server could not be reached or the connection failed, 2 usage error,
 3 authentication failed.";
@@ -121,6 +124,11 @@ struct Server {
     /// webmks: the vSphere API certificate's SHA-1 or SHA-256 thumbprint (hex pairs), pinned.
     #[arg(long, value_name = "HEX")]
     thumbprint: Option<String>,
+    /// webmks: addresses to connect to instead of tickets' hosts, NAME=ADDRESS,… (ADDRESS an IP address or a
+    /// host name). Unmapped hosts that do not resolve are replaced by the API's address when the console is
+    /// pinned to the ticket's thumbprints or --insecure is given.
+    #[arg(long, value_name = "NAME=ADDRESS,...", default_value = "")]
+    ticket_hosts: String,
     /// webmks: failed ticket requests to retry (the VM may still be starting).
     #[arg(long, default_value_t = 2, value_name = "N")]
     ticket_retries: u32,
@@ -144,6 +152,7 @@ impl Server {
         let mut webmks = Webmks::from_url(url, None, password, tls)?;
         webmks.retries = self.ticket_retries;
         webmks.retry_delay = seconds(self.ticket_delay, "--ticket-delay")?;
+        webmks.hosts = TicketHosts::parse(&self.ticket_hosts)?;
         Ok(webmks)
     }
 

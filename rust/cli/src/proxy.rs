@@ -6,7 +6,6 @@ use std::time::Duration;
 use nativevnc::config::Limits;
 use nativevnc::error::{Error, Result};
 use nativevnc::runtime;
-use nativevnc::transport;
 use nativevnc::webmks::Webmks;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -60,9 +59,7 @@ pub fn run(listen: SocketAddr, allow_remote: bool, webmks: Webmks, connect_timeo
 /// Passes bytes between one viewer and a fresh webmks connection until either side ends.
 async fn serve(viewer: TcpStream, webmks: &Webmks, connect_timeout: Duration) -> Result<()> {
     let (ticket, api) = webmks.ticket(&mut warn).await?;
-    let url = ticket.wss_url(&webmks.endpoint.host);
-    let verification = webmks.websocket_verification(&ticket);
-    let connect = transport::websocket(&url, &verification, Limits::default().max_websocket_message);
+    let connect = webmks.open_websocket(&ticket, Limits::default().max_websocket_message, warn);
     let connected = tokio::time::timeout(connect_timeout, connect).await;
     webmks.logout(api).await;
     let (mut from_server, mut to_server) =

@@ -610,22 +610,31 @@ async fn open(shared: &Shared, generation: u64, options: &ConnectOptions) -> Res
     let mut api = None;
     let websocket = match &options.target {
         Target::Tcp { .. } => None,
-        Target::WebSocket { url, verification } => Some((url.clone(), verification.clone())),
+        Target::WebSocket { url, verification } => Some((url.clone(), verification.clone(), None)),
         Target::Webmks(webmks) => {
             let (ticket, session) = webmks.ticket(&mut |m| log(shared, generation, true, m)).await?;
             api = Some((webmks, session));
-            Some((ticket.wss_url(&webmks.endpoint.host), webmks.websocket_verification(&ticket)))
+            Some((ticket.wss_url(&webmks.endpoint.host), webmks.websocket_verification(&ticket), Some(webmks)))
         }
     };
-    if let Some((_, Verification::Insecure)) = &websocket {
+    if let Some((_, Verification::Insecure, _)) = &websocket {
         log(shared, generation, true, format!("{description}: TLS certificates are not verified (insecure mode)"));
     }
     let timeout = options.connect_timeout;
     let connect = async {
         let (mut reader, mut writer) = match (&options.target, &websocket) {
             (Target::Tcp { host, port }, _) => transport::tcp(host, *port).await?,
-            (_, Some((url, verification))) => {
-                transport::websocket(url, verification, options.config.limits.max_websocket_message).await?
+            (_, Some((url, verification, webmks))) => {
+                let reroute = match webmks {
+                    Some(webmks) => webmks.reroute(url, verification).await?,
+                    None => None,
+                };
+                let address = reroute.map(|r| {
+                    log(shared, generation, true, format!("{description}: {}", r.log));
+                    r.address
+                });
+                let max_message = options.config.limits.max_websocket_message;
+                transport::websocket(url, address.as_deref(), verification, max_message).await?
             }
             (_, None) => unreachable!("every target but TCP has a WebSocket URL"),
         };

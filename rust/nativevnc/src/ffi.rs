@@ -137,6 +137,9 @@ pub struct NvConnectOptions {
     pub ca_file: *const c_char,
     /// NULL, or the vSphere API certificate's SHA-1 or SHA-256 thumbprint, pinned.
     pub thumbprint: *const c_char,
+    /// NULL, or addresses to connect to instead of tickets' hosts: `NAME=ADDRESS,…`
+    /// ([`webmks::TicketHosts`]).
+    pub ticket_hosts: *const c_char,
 }
 
 /// What [`nv_client_connect`] and [`nv_client_status`] report.
@@ -189,6 +192,9 @@ fn webmks_from(o: &NvConnectOptions) -> Result<Option<Webmks>> {
     let mut webmks = Webmks::from_url(url, vm, password, tls)?;
     webmks.retries = o.ticket_retries;
     webmks.retry_delay = Duration::from_millis(o.ticket_delay_ms.into());
+    if let Some(hosts) = unsafe { arg_str(o.ticket_hosts, "ticket hosts")? } {
+        webmks.hosts = webmks::TicketHosts::parse(hosts)?;
+    }
     Ok(Some(webmks))
 }
 
@@ -775,6 +781,7 @@ mod tests {
             insecure: 0,
             ca_file: std::ptr::null(),
             thumbprint: std::ptr::null(),
+            ticket_hosts: std::ptr::null(),
         };
         let mut err: *mut NvError = std::ptr::null_mut();
         // SAFETY: a live client, valid options; the error and the client are freed once.

@@ -48,11 +48,19 @@ pub async fn tcp(host: &str, port: u16) -> Result<(Reader, Writer)> {
 
 /// Connects to a `wss://` URL and opens a WebSocket offering the `binary` subprotocol; the server must
 /// choose it. `max_message` bounds a single message (VMware sends whole framebuffer updates as one).
-/// Errors name the URL without its path, which holds the ticket.
-pub async fn websocket(url: &str, verification: &Verification, max_message: usize) -> Result<(Reader, Writer)> {
+/// Errors name the URL without its path, which holds the ticket. The TCP connection goes to `address` (at
+/// the URL's port) when given; the TLS server name and the `Host:` header stay the URL's host, as the server
+/// expects.
+pub async fn websocket(
+    url: &str,
+    address: Option<&str>,
+    verification: &Verification,
+    max_message: usize,
+) -> Result<(Reader, Writer)> {
     let target = WssUrl::parse(url)?;
     let config = tls::client_config(verification, &[b"http/1.1"])?;
-    let stream = tls::connect(&target.host, target.port, config).await?;
+    let tcp = tls::tcp_connect(address.unwrap_or(&target.host), target.port).await?;
+    let stream = tls::handshake(tcp, &target.host, target.port, config).await?;
     let mut request = url.into_client_request().map_err(|e| Error::usage(format!("{}: {e}", target.redacted)))?;
     request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(SUBPROTOCOL));
     let ws_config = WebSocketConfig::default().max_message_size(Some(max_message)).max_frame_size(Some(max_message));
@@ -191,6 +199,11 @@ impl WssUrl {
         let redacted = format!("wss://{}/…", host_port(&host, port));
         Ok(WssUrl { host, port, redacted })
     }
+}
+
+/// The host and port of a `wss://` URL.
+pub fn host_and_port(url: &str) -> Result<(String, u16)> {
+    WssUrl::parse(url).map(|u| (u.host, u.port))
 }
 
 /// A `wss://` URL as it may be shown: `wss://host:port/…`, without the path, which holds the ticket.

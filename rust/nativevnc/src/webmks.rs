@@ -4,11 +4,15 @@
 //! not ready yet, and then opens the ticket's `wss://` URL ([`crate::transport`]). How the WebSocket's
 //! certificate is checked follows from how the vSphere API's was (see [`Webmks::websocket_verification`]).
 
+mod hosts;
+
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::tls::Verification;
 use crate::vsphere::{self, ApiSession, Endpoint, Ticket, VmSelector};
+
+pub use hosts::{Reroute, TicketHosts};
 
 /// A VM's webmks console.
 #[derive(Clone)]
@@ -22,6 +26,8 @@ pub struct Webmks {
     pub retry_delay: Duration,
     /// Time allowed for one complete ticket request (login, look-up, ticket, logout).
     pub request_timeout: Duration,
+    /// Addresses to connect to instead of the tickets' hosts (`VMWARE_VNC_OVER_WS_HOSTS`).
+    pub hosts: TicketHosts,
 }
 
 impl std::fmt::Debug for Webmks {
@@ -32,6 +38,7 @@ impl std::fmt::Debug for Webmks {
             .field("vm", &self.vm)
             .field("retries", &self.retries)
             .field("retry_delay", &self.retry_delay)
+            .field("hosts", &self.hosts)
             .finish_non_exhaustive()
     }
 }
@@ -80,6 +87,7 @@ impl Webmks {
             retries: 11,
             retry_delay: Duration::from_secs(5),
             request_timeout: Duration::from_secs(60),
+            hosts: TicketHosts::default(),
         }
     }
 
@@ -134,6 +142,33 @@ impl Webmks {
         } else {
             Verification::Pinned(pinned)
         }
+    }
+
+    /// Where to connect for the ticket's WebSocket `url`, checked with `verification`: `None` for the URL's
+    /// own host; a mapped address, or the API's address for a host that does not resolve (see [`hosts`]).
+    /// The returned [`Reroute`] carries the line to log.
+    pub async fn reroute(&self, url: &str, verification: &Verification) -> Result<Option<Reroute>> {
+        let (host, port) = crate::transport::host_and_port(url)?;
+        let resolves = self.hosts.get(&host).is_some() || hosts::resolves(&host, port).await;
+        hosts::reroute(&host, resolves, verification, &self.hosts, &self.endpoint.host)
+    }
+
+    /// Opens the ticket's WebSocket ([`crate::transport::websocket`]) where [`Self::reroute`] says;
+    /// `log` receives the line that says so.
+    pub async fn open_websocket(
+        &self,
+        ticket: &Ticket,
+        max_message: usize,
+        log: impl FnOnce(String) + Send,
+    ) -> Result<(crate::transport::Reader, crate::transport::Writer)> {
+        let url = ticket.wss_url(&self.endpoint.host);
+        let verification = self.websocket_verification(ticket);
+        let reroute = self.reroute(&url, &verification).await?;
+        let address = reroute.map(|Reroute { address, log: line }| {
+            log(line);
+            address
+        });
+        crate::transport::websocket(&url, address.as_deref(), &verification, max_message).await
     }
 }
 

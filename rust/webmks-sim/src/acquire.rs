@@ -49,8 +49,11 @@ pub fn acquire_ticket(sim: &Sim, req: &Request, session: &str, soap_action: Opti
     if !host.is_empty() {
         xml.push_str(&format!("<host>{}</host>", escape(&host)));
     }
-    xml.push_str(&format!("<port>{port}</port><sslThumbprint>{}</sslThumbprint>", thumbs.sha1));
-    if at_least(version.as_deref(), &[7, 0, 3, 1]) {
+    xml.push_str(&format!("<port>{port}</port>"));
+    if sim.settings.ticket_thumbprints {
+        xml.push_str(&format!("<sslThumbprint>{}</sslThumbprint>", thumbs.sha1));
+    }
+    if sim.settings.ticket_thumbprints && at_least(version.as_deref(), &[7, 0, 3, 1]) {
         xml.push_str(&format!(
             "<certThumbprintList><thumbprint>{}</thumbprint><hashAlgorithm>sha256</hashAlgorithm></certThumbprintList>",
             thumbs.sha256

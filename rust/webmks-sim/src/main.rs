@@ -196,6 +196,10 @@ struct Cli {
     /// Leave the url field out of tickets: clients must build wss://host:port/ticket/TICKET themselves.
     #[arg(long)]
     no_ticket_url: bool,
+    /// Leave sslThumbprint and certThumbprintList out of tickets: clients must verify the console as they
+    /// verified the API.
+    #[arg(long)]
+    no_ticket_thumbprints: bool,
     /// The first N AcquireTicket calls fail with ManagedObjectNotFound, as ESXi does while it creates a VM.
     #[arg(long, value_name = "N", default_value_t = 0)]
     refuse_tickets: u64,
@@ -277,6 +281,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         ticket_ttl: Duration::from_secs(cli.ticket_ttl),
         ticket_host: cli.ticket_host,
         ticket_url: !cli.no_ticket_url,
+        ticket_thumbprints: !cli.no_ticket_thumbprints,
         close_mid_update_after: cli.close_mid_update_after,
         slow: Duration::from_millis(cli.slow_ms),
         extra_vmware_messages: cli.extra_vmware_messages,

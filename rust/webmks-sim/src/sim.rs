@@ -36,6 +36,8 @@ pub struct Settings {
     /// The host put in tickets; `None` means the listen address, `Some("")` an empty host.
     pub ticket_host: Option<String>,
     pub ticket_url: bool,
+    /// Whether tickets carry sslThumbprint and certThumbprintList.
+    pub ticket_thumbprints: bool,
     /// Drop each webmks connection in the middle of update number N+1.
     pub close_mid_update_after: Option<u64>,
     pub slow: Duration,
@@ -172,6 +174,7 @@ impl Sim {
             ticket_ttl: Duration::from_secs(60),
             ticket_host: None,
             ticket_url: true,
+            ticket_thumbprints: true,
             close_mid_update_after: None,
             slow: Duration::ZERO,
             extra_vmware_messages: false,
