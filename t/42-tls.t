@@ -91,9 +91,9 @@ sub relay_log ($log) {
 # The exception a call throws, or '' when it succeeds.
 sub error_of ($code) { eval { $code->(); 1 } ? '' : $@ }
 
-for my $cert (@certs) {
-    my ($name, @options) = @$cert;
-    my ($crt, $key) = make_cert($name, 'DNS:localhost,IP:127.0.0.1,IP:127.0.0.2', @options);
+# webmks-sim presenting the certificate, writing the relay's address (127.0.0.2) into its tickets; and the
+# console's URL through the relay.
+sub sim_behind_relay ($crt, $key) {
     my $sim = NativeVNC::Test::WebmksSim->start(
         vnc_host => $guest->vnc_host,
         vnc_port => $guest->vnc_port,
@@ -101,7 +101,13 @@ for my $cert (@certs) {
         cert => $crt,
         key => $key,
         args => ['--vm', 'sut,moid=7', '--ticket-host', '127.0.0.2']);
-    my $url = $sim->url(moid => 7) =~ s/\@127\.0\.0\.1:/\@127.0.0.2:/r;
+    return ($sim, $sim->url(moid => 7) =~ s/\@127\.0\.0\.1:/\@127.0.0.2:/r);
+}
+
+for my $cert (@certs) {
+    my ($name, @options) = @$cert;
+    my ($crt, $key) = make_cert($name, 'DNS:localhost,IP:127.0.0.1,IP:127.0.0.2', @options);
+    my ($sim, $url) = sim_behind_relay($crt, $key);
     my %modes = (
         insecure => {VMWARE_VNC_OVER_WS_INSECURE => 1},
         'CA file' => {VMWARE_VNC_OVER_WS_CA_FILE => $crt},
@@ -134,14 +140,7 @@ for my $cert (@certs) {
 
 subtest 'a certificate for another name: refused with a CA file, accepted when insecure' => sub {
     my ($crt, $key) = make_cert('other-name', 'DNS:esx.invalid', '-newkey', 'rsa:1024');
-    my $sim = NativeVNC::Test::WebmksSim->start(
-        vnc_host => $guest->vnc_host,
-        vnc_port => $guest->vnc_port,
-        password => $password,
-        cert => $crt,
-        key => $key,
-        args => ['--vm', 'sut,moid=7', '--ticket-host', '127.0.0.2']);
-    my $url = $sim->url(moid => 7) =~ s/\@127\.0\.0\.1:/\@127.0.0.2:/r;
+    my ($sim, $url) = sim_behind_relay($crt, $key);
     my ($relay) = start_relay($sim, $crt, $key, '1.3');
     {
         local $bmwqemu::vars{VMWARE_VNC_OVER_WS_CA_FILE} = $crt;

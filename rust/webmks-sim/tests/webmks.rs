@@ -491,10 +491,14 @@ async fn ticket_refusals() {
 
 /// Connects, handshakes with VMware extensions and receives the first full update.
 async fn open_console(sim: &Sim) -> (Client, Session, Seen) {
+    open_console_with(sim, vec![enc::TIGHT_PNG, enc::VMW_SERVER_CAPS]).await
+}
+
+/// [`open_console`] offering `encodings`.
+async fn open_console_with(sim: &Sim, encodings: Vec<i32>) -> (Client, Session, Seen) {
     let (_, url) = login_and_ticket(sim).await;
     let mut ws = connect(sim, &url, Some("binary")).await.unwrap();
-    let config =
-        Config { encodings: vec![enc::TIGHT_PNG, enc::VMW_SERVER_CAPS], pixel_format: None, ..Config::default() };
+    let config = Config { encodings, pixel_format: None, ..Config::default() };
     let mut session = Session::new(config, Credentials::default());
     let mut seen = Seen::default();
     pump(&mut ws, &mut session, &mut seen, |s, _| s.is_open()).await;
@@ -552,16 +556,8 @@ async fn freeze_thaw_and_close_mid_update() {
 async fn pushed_updates_paced_by_acknowledgements() {
     let (vnc_port, keys) = scripted_vnc_server();
     let sim = start_sim(vnc_port, &[]);
-    let (_, url) = login_and_ticket(&sim).await;
-    let mut ws = connect(&sim, &url, Some("binary")).await.unwrap();
     let encodings = vec![enc::TIGHT_PNG, enc::VMW_SERVER_PUSH2, enc::VMW_SERVER_CAPS];
-    let config = Config { encodings, pixel_format: None, ..Config::default() };
-    let mut session = Session::new(config, Credentials::default());
-    let mut seen = Seen::default();
-    pump(&mut ws, &mut session, &mut seen, |s, _| s.is_open()).await;
-    session.request_update(false);
-    ws.send(Message::binary(session.take_output())).await.unwrap();
-    pump(&mut ws, &mut session, &mut seen, |s, _| s.updates_received() == 1).await;
+    let (mut ws, mut session, mut seen) = open_console_with(&sim, encodings).await;
     assert_eq!(seen.vmw_messages, [(0, vec![0, 2, 0, 0x2a])], "ServerCaps with UpdateAck (0x20)");
     assert_eq!(seen.update_ids, [1]);
 
