@@ -187,6 +187,8 @@ connect(nv_client *c, HV *opts)
     o.thumbprint = v ? SvPVutf8_nolen(v) : NULL;
     v = nvx_opt(aTHX_ opts, "hosts");
     o.ticket_hosts = v ? SvPVutf8_nolen(v) : NULL;
+    v = nvx_opt(aTHX_ opts, "api");
+    o.api = v ? SvPVutf8_nolen(v) : NULL;
     v = nvx_opt(aTHX_ opts, "encodings");
     if (v) {
         AV *av;

@@ -35,6 +35,7 @@ typedef struct {
     const char *ca_file;
     const char *thumbprint;
     const char *ticket_hosts;
+    const char *api;
 } nv_connect_options;
 
 typedef struct {

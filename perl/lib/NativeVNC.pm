@@ -150,8 +150,14 @@ Failed ticket requests retried (default 11; wrong credentials never are) and sec
 =item insecure, ca_file, thumbprint
 
 TLS: verify nothing; trust the CA certificates in this PEM file besides the system's; pin the vSphere API's
-certificate by its SHA-1 or SHA-256 thumbprint. The console's connection is pinned to the thumbprints the
-ticket carries.
+certificate by its SHA-1 or SHA-256 thumbprints (comma-separated, any of them matches). The console's
+connection is pinned to the thumbprints the ticket carries; a ticket without any (every REST ticket) is
+verified like the API.
+
+=item api
+
+The vSphere API that gives tickets: C<soap> (ESXi, vCenter), C<rest> (vCenter's REST console tickets, 7.0
+and later), or C<auto> (the default: SOAP, and REST where the endpoint has no SOAP API).
 
 =item hosts
 

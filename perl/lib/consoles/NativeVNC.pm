@@ -207,6 +207,7 @@ sub _webmks_options ($self) {
         ca_file => _var('VMWARE_VNC_OVER_WS_CA_FILE'),
         thumbprint => _var('VMWARE_VNC_OVER_WS_THUMBPRINT'),
         hosts => _var('VMWARE_VNC_OVER_WS_HOSTS'),
+        api => _var('VMWARE_VNC_OVER_WS_API'),
     };
 }
 
@@ -592,7 +593,9 @@ The console connects to a vSphere VM's webmks console, in-process, when it has a
 (C<https://USER:PASSWORD@HOST[:PORT]/VM-ID>, or C<?name=>, C<?path=>, C<?uuid=> instead of the id), or when
 C<VMWARE_VNC_OVER_WS> is set and its host (C<original_hostname> or C<hostname>) is C<VIRSH_GUEST>; then the
 API is C<VMWARE_HOST> as C<VMWARE_USERNAME> (root) with C<VMWARE_PASSWORD>, and the VM C<VIRSH_VM_ID>. Every
-login takes a fresh ticket; the local timeouts apply, as for os-autoinst's bridge.
+login takes a fresh ticket; the local timeouts apply, as for os-autoinst's bridge. The ticket comes from
+the SOAP API, or from vCenter's REST API (C<VMWARE_VNC_OVER_WS_API=rest>; the default, C<auto>, uses REST
+only where the endpoint has no SOAP API); through REST the VM is given by its id or C<?name=>.
 
 A ticket names the ESXi host to connect to, often by a name only the vSphere side can resolve.
 C<VMWARE_VNC_OVER_WS_HOSTS> (C<esx1.example.com=10.0.0.5,...>) maps such names to addresses. Without a
@@ -608,7 +611,8 @@ C<VMWARE_VNC_OVER_WS>, C<VMWARE_HOST>, C<VMWARE_USERNAME>, C<VMWARE_PASSWORD>, C
 C<VMWARE_VNC_OVER_WS_REQUEST_ATTEMPTS>, C<VMWARE_VNC_OVER_WS_REQUEST_DELAY>, C<VMWARE_VNC_OVER_WS_INSECURE>,
 with os-autoinst's meanings and defaults, and this module's own C<VMWARE_VNC_OVER_WS_CA_FILE> (extra trusted
 CA certificates, PEM), C<VMWARE_VNC_OVER_WS_THUMBPRINT> (the API certificate's SHA-1 or SHA-256
-thumbprint, pinned) and C<VMWARE_VNC_OVER_WS_HOSTS> (C<NAME=ADDRESS,...>: addresses for tickets' hosts, see
-L</VMWARE WEBMKS>).
+thumbprints, comma-separated, pinned), C<VMWARE_VNC_OVER_WS_HOSTS> (C<NAME=ADDRESS,...>: addresses for
+tickets' hosts, see L</VMWARE WEBMKS>) and C<VMWARE_VNC_OVER_WS_API> (C<soap>, C<rest> or C<auto>, the
+default: the API that gives tickets).
 
 =cut

@@ -30,9 +30,11 @@ VM is the VM's managed object id; ?name=NAME, ?path=INVENTORY/PATH or ?uuid=BIOS
 Characters such as '@' in user names and passwords are percent-encoded (%40). The password can also come
 from the NATIVEVNC_PASSWORD environment variable, which keeps it out of the process list.
 
-webmks: every connection takes a fresh one-shot ticket from the vSphere API. The API's TLS certificate is
-verified against the system's CA certificates (plus --ca-file), or pinned with --thumbprint; the console's
-certificate is then pinned to the thumbprints the ticket carries. --insecure verifies nothing.
+webmks: every connection takes a fresh one-shot ticket from the vSphere API: SOAP's AcquireTicket (ESXi,
+vCenter), or vCenter's REST console tickets (--api rest; --api auto, the default, uses REST only where there
+is no SOAP API). The API's TLS certificate is verified against the system's CA certificates (plus --ca-file),
+or pinned with --thumbprint; the console's certificate is then pinned to the thumbprints a SOAP ticket
+carries (REST tickets carry none: the console is verified like the API). --insecure verifies nothing.
 A ticket names the ESXi host to connect to, often by a name only the vSphere side resolves: --ticket-hosts
 maps such names to addresses; without a mapping, a name that does not resolve is replaced by the API's
 address when the console is pinned to the ticket's thumbprints (or with --insecure), and the log says so.
@@ -121,9 +123,14 @@ struct Server {
     /// webmks: a PEM file of CA certificates to trust besides the system's.
     #[arg(long, value_name = "FILE")]
     ca_file: Option<String>,
-    /// webmks: the vSphere API certificate's SHA-1 or SHA-256 thumbprint (hex pairs), pinned.
-    #[arg(long, value_name = "HEX")]
+    /// webmks: the vSphere API certificate's SHA-1 or SHA-256 thumbprint (hex pairs), pinned; several,
+    /// comma-separated, pin any of them (vCenter's and its hosts' for REST tickets).
+    #[arg(long, value_name = "HEX[,HEX...]")]
     thumbprint: Option<String>,
+    /// webmks: the vSphere API that gives tickets: soap (ESXi, vCenter), rest (vCenter 7.0 and later), or auto
+    /// (SOAP, REST where the endpoint has no SOAP API).
+    #[arg(long, value_name = "soap|rest|auto", default_value = "auto")]
+    api: String,
     /// webmks: addresses to connect to instead of tickets' hosts, NAME=ADDRESS,… (ADDRESS an IP address or a
     /// host name). Unmapped hosts that do not resolve are replaced by the API's address when the console is
     /// pinned to the ticket's thumbprints or --insecure is given.
@@ -153,6 +160,7 @@ impl Server {
         webmks.retries = self.ticket_retries;
         webmks.retry_delay = seconds(self.ticket_delay, "--ticket-delay")?;
         webmks.hosts = TicketHosts::parse(&self.ticket_hosts)?;
+        webmks.endpoint.api = self.api.parse()?;
         Ok(webmks)
     }
 

@@ -45,7 +45,7 @@ impl Target {
             Target::Tcp { host, port } => host_port(host, *port),
             Target::WebSocket { url, .. } => transport::redact(url),
             Target::Webmks(w) => {
-                format!("webmks console of {:?} via {}", w.vm, host_port(&w.endpoint.host, w.endpoint.port))
+                format!("webmks console of the VM with {} via {}", w.vm, host_port(&w.endpoint.host, w.endpoint.port))
             }
         }
     }

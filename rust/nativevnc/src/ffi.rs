@@ -135,11 +135,13 @@ pub struct NvConnectOptions {
     pub insecure: u8,
     /// NULL, or a PEM file of CA certificates trusted besides the system's.
     pub ca_file: *const c_char,
-    /// NULL, or the vSphere API certificate's SHA-1 or SHA-256 thumbprint, pinned.
+    /// NULL, or the vSphere API certificate's SHA-1 or SHA-256 thumbprints (comma-separated), pinned.
     pub thumbprint: *const c_char,
     /// NULL, or addresses to connect to instead of tickets' hosts: `NAME=ADDRESS,…`
     /// ([`webmks::TicketHosts`]).
     pub ticket_hosts: *const c_char,
+    /// NULL, or the vSphere API that gives tickets: `soap`, `rest` or `auto` ([`vsphere::Api`]).
+    pub api: *const c_char,
 }
 
 /// What [`nv_client_connect`] and [`nv_client_status`] report.
@@ -194,6 +196,9 @@ fn webmks_from(o: &NvConnectOptions) -> Result<Option<Webmks>> {
     webmks.retry_delay = Duration::from_millis(o.ticket_delay_ms.into());
     if let Some(hosts) = unsafe { arg_str(o.ticket_hosts, "ticket hosts")? } {
         webmks.hosts = webmks::TicketHosts::parse(hosts)?;
+    }
+    if let Some(api) = unsafe { arg_str(o.api, "vSphere API")? } {
+        webmks.endpoint.api = api.parse()?;
     }
     Ok(Some(webmks))
 }
@@ -782,6 +787,7 @@ mod tests {
             ca_file: std::ptr::null(),
             thumbprint: std::ptr::null(),
             ticket_hosts: std::ptr::null(),
+            api: std::ptr::null(),
         };
         let mut err: *mut NvError = std::ptr::null_mut();
         // SAFETY: a live client, valid options; the error and the client are freed once.

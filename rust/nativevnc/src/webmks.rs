@@ -39,19 +39,22 @@ impl std::fmt::Debug for Webmks {
             .field("retries", &self.retries)
             .field("retry_delay", &self.retry_delay)
             .field("hosts", &self.hosts)
+            .field("api", &self.endpoint.api)
             .finish_non_exhaustive()
     }
 }
 
 /// How the vSphere API's certificate is checked, from the user's settings: `insecure` turns checking off
-/// (it wins over the others); a `thumbprint` (SHA-1 or SHA-256, hex pairs) pins the certificate; otherwise
-/// the system's CA certificates plus those in `ca_file` are trusted.
-pub fn api_verification(insecure: bool, ca_file: Option<&str>, thumbprint: Option<&str>) -> Result<Verification> {
+/// (it wins over the others); `thumbprints` (SHA-1 or SHA-256, hex pairs; several separated by commas, e.g.
+/// vCenter's and its hosts' for REST tickets, which carry none) pin the certificate; otherwise the system's
+/// CA certificates plus those in `ca_file` are trusted.
+pub fn api_verification(insecure: bool, ca_file: Option<&str>, thumbprints: Option<&str>) -> Result<Verification> {
     if insecure {
         return Ok(Verification::Insecure);
     }
-    if let Some(t) = thumbprint.filter(|t| !t.is_empty()) {
-        return Ok(Verification::Pinned(vec![crate::tls::Thumbprint::parse(t)?]));
+    if let Some(list) = thumbprints.filter(|t| !t.trim().is_empty()) {
+        let pinned = list.split(',').map(str::trim).filter(|t| !t.is_empty()).map(crate::tls::Thumbprint::parse);
+        return Ok(Verification::Pinned(pinned.collect::<Result<_>>()?));
     }
     Ok(Verification::Verify { ca_file: ca_file.filter(|f| !f.is_empty()).map(Into::into) })
 }

@@ -7,12 +7,18 @@ use std::sync::Mutex;
 
 use tokio::sync::watch;
 
-/// Counters, readable as JSON.
+use crate::sessions::Api;
+
+/// Counters, readable as JSON. `logins`, `failed_logins` and `logouts` count SOAP sessions, the `rest_` ones
+/// REST sessions.
 #[derive(Debug, Default)]
 pub struct Stats {
     pub logins: AtomicU64,
     pub failed_logins: AtomicU64,
     pub logouts: AtomicU64,
+    pub rest_logins: AtomicU64,
+    pub rest_failed_logins: AtomicU64,
+    pub rest_logouts: AtomicU64,
     pub tickets_issued: AtomicU64,
     pub tickets_used: AtomicU64,
     pub tickets_rejected: AtomicU64,
@@ -33,11 +39,22 @@ pub fn bump(counter: &AtomicU64) {
 }
 
 impl Stats {
+    /// The counters of logins, refused logins and logouts through `api`.
+    pub fn sessions(&self, api: Api) -> [&AtomicU64; 3] {
+        match api {
+            Api::Soap => [&self.logins, &self.failed_logins, &self.logouts],
+            Api::Rest => [&self.rest_logins, &self.rest_failed_logins, &self.rest_logouts],
+        }
+    }
+
     pub fn to_json(&self) -> String {
         let counters = [
             ("logins", &self.logins),
             ("failed_logins", &self.failed_logins),
             ("logouts", &self.logouts),
+            ("rest_logins", &self.rest_logins),
+            ("rest_failed_logins", &self.rest_failed_logins),
+            ("rest_logouts", &self.rest_logouts),
             ("tickets_issued", &self.tickets_issued),
             ("tickets_used", &self.tickets_used),
             ("tickets_rejected", &self.tickets_rejected),
@@ -134,7 +151,7 @@ impl Control {
             "refuse-tickets" => {
                 let n = n()?;
                 self.refuse_tickets.store(n, Relaxed);
-                Ok(format!("the next {n} AcquireTicket calls fail"))
+                Ok(format!("the next {n} AcquireTicket calls (SOAP or REST) fail"))
             }
             "close-after-keys" => {
                 let n = n()?;

@@ -10,8 +10,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tokio::io::AsyncWriteExt;
 
-use crate::sessions::session_from_cookie;
-use crate::sim::{lock, Sim};
+use crate::sessions::{basic_credentials, session_from_cookie, Api};
+use crate::sim::Sim;
 
 type Reply = Response<Full<Bytes>>;
 
@@ -57,27 +57,11 @@ fn query_param(query: &str, name: &str) -> Option<String> {
 fn authorized(sim: &Sim, req: &Request<Incoming>) -> bool {
     let headers = req.headers();
     let cookie = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(session_from_cookie);
-    if cookie.is_some_and(|id| lock(&sim.sessions).is_live(id)) {
+    if cookie.is_some_and(|id| sim.session(id, Api::Soap).is_some()) {
         return true;
     }
-    let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Basic "));
-    let Some(credentials) = basic.and_then(|b| decode_base64(b.trim())) else { return false };
-    credentials == format!("{}:{}", sim.settings.user, sim.settings.password).into_bytes()
-}
-
-fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.trim_end_matches('=').bytes() {
-        acc = acc << 6 | ALPHABET.iter().position(|&a| a == c)? as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
+    let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(basic_credentials);
+    basic.is_some_and(|(user, password)| sim.settings.is_user(&user, &password))
 }
 
 /// Serves one `/folder/…` request.
@@ -160,8 +144,5 @@ mod tests {
         assert_eq!(percent_decode("%4"), None);
         assert_eq!(query_param("dcPath=ha-datacenter&dsName=data%20store", "dsName").as_deref(), Some("data store"));
         assert_eq!(query_param("dcPath=x", "dsName"), None);
-        assert_eq!(decode_base64("cm9vdDpwdw==").unwrap(), b"root:pw");
-        assert_eq!(decode_base64("cm9vdDpwdzE="), Some(b"root:pw1".to_vec()));
-        assert_eq!(decode_base64("!"), None);
     }
 }

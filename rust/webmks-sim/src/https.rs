@@ -1,6 +1,7 @@
 //! The one HTTPS port: TLS, HTTP/1.1 and routing. `/sdk` takes SOAP, `/sdk/vimServiceVersions.xml` lists the
-//! API versions, `/folder/…` serves datastore files, `/ticket/<ticket>` upgrades to the webmks WebSocket,
-//! `/_sim/…` is the test control (loopback clients only).
+//! API versions (both 404 with `--no-soap`), `/api/…` and `/rest/…` are vCenter's REST API (vCenter flavour
+//! only), `/folder/…` serves datastore files, `/ticket/<ticket>` upgrades to the webmks WebSocket, `/_sim/…` is
+//! the test control (loopback clients only).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -26,7 +27,7 @@ use crate::sessions::session_from_cookie;
 use crate::sim::{lock, Sim};
 use crate::soap::{self, Fault};
 use crate::tickets::short;
-use crate::{folder, mks, version, vim};
+use crate::{folder, mks, rest, version, vim};
 
 /// The largest SOAP request body read.
 const MAX_BODY: usize = 4 << 20;
@@ -87,6 +88,9 @@ async fn route(req: Request<Incoming>, peer: SocketAddr, sim: Arc<Sim>) -> Reply
     let method = req.method().clone();
     let started = Instant::now();
     let reply = match (&method, path.as_str()) {
+        (_, "/sdk" | "/sdk/vimServiceVersions.xml") if !sim.settings.soap => {
+            text(404, "webmks-sim: no SOAP API here (--no-soap)\n")
+        }
         (&Method::POST, "/sdk") => soap_call(req, &sim).await,
         (&Method::GET, "/sdk/vimServiceVersions.xml") => {
             xml(200, version::service_versions_xml(sim.inventory.about().api_version))
@@ -94,7 +98,10 @@ async fn route(req: Request<Incoming>, peer: SocketAddr, sim: Arc<Sim>) -> Reply
         (_, p) if p.starts_with("/folder/") => folder::serve(req, &sim).await,
         (_, p) if p.starts_with("/ticket/") => ticket(req, peer, &sim).await,
         (_, p) if p.starts_with("/_sim/") => control(req, peer, &sim),
-        _ => text(404, format!("webmks-sim: nothing at {method} {shown}\n")),
+        (_, p) => match rest::face_of(&sim, p) {
+            Some(face) => rest::serve(req, face, &sim).await,
+            None => text(404, format!("webmks-sim: nothing at {method} {shown}\n")),
+        },
     };
     log!("{peer} {method} {shown} -> {} ({} ms)", reply.status().as_u16(), started.elapsed().as_millis());
     reply

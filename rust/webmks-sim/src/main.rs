@@ -1,7 +1,8 @@
 //! `webmks-sim`: a test double for a standalone ESXi host (or a vCenter) on one HTTPS port. It answers the
-//! subset of the vSphere SOAP API that libvirt's esx driver, pyVmomi and our own client use, serves datastore
-//! files, runs a real QEMU guest for every VM it powers on, and serves webmks tickets with VMware's RFB dialect
-//! over WebSocket, re-encoding the screen of a real VNC server.
+//! subset of the vSphere SOAP API that libvirt's esx driver, pyVmomi and our own client use (as a vCenter also
+//! the REST API's sessions, VM list and console tickets), serves datastore files, runs a real QEMU guest for
+//! every VM it powers on, and serves webmks tickets with VMware's RFB dialect over WebSocket, re-encoding the
+//! screen of a real VNC server.
 
 #[macro_use]
 mod log;
@@ -20,6 +21,7 @@ mod lifecycle;
 mod mks;
 mod objects;
 mod qmp;
+mod rest;
 mod search;
 mod sessions;
 mod sim;
@@ -50,12 +52,13 @@ use crate::control::Control;
 use crate::datastore::{parse_datastore_spec, Datastores};
 use crate::guest::GuestSettings;
 use crate::inventory::{parse_vm_spec, Flavour, Inventory};
+use crate::rest::Generations;
 use crate::sim::{lock, Settings, Sim};
 use crate::version::Release;
 use crate::vms::Registry;
 
-const ABOUT: &str = "A stand-in for a standalone ESXi host (or vCenter) in tests: vSphere SOAP subset, datastore \
-files, QEMU guests, webmks tickets and the VMware RFB dialect over WebSocket";
+const ABOUT: &str = "A stand-in for a standalone ESXi host (or vCenter) in tests: vSphere SOAP subset (and vCenter's \
+REST console tickets), datastore files, QEMU guests, webmks tickets and the VMware RFB dialect over WebSocket";
 
 const LONG_ABOUT: &str = "\
 A stand-in for a standalone ESXi host (or vCenter) in tests, on one HTTPS port with a fresh self-signed
@@ -80,7 +83,26 @@ What it is:
     InvalidPowerState (power operations and UnregisterVM in the wrong state), TaskInProgress, FileNotFound (a
     missing .vmx; a disk or CD-ROM image missing at power-on), AlreadyExists, DuplicateName,
     InvalidDatastorePath, SystemError.
-  * GET /sdk/vimServiceVersions.xml: the API versions of the --esxi-version.
+  * GET /sdk/vimServiceVersions.xml: the API versions of the --esxi-version. --no-soap: both /sdk paths answer
+    404, as a vCenter behind a proxy that forwards only the REST API.
+  * /api and /rest (--flavour vcenter only; a standalone host answers 404): vCenter's REST API, the part a
+    console client uses, in the generations of --rest-generation. /api answers bare JSON values; the legacy
+    /rest wraps them in {\"value\": ...} and always answers 200. The user is SOAP's, but a session serves only
+    the API that opened it; the token goes back in the vmware-api-session-id header.
+      POST /api/session, POST /rest/com/vmware/cis/session (HTTP basic): 201 \"TOKEN\" / 200 {\"value\":\"TOKEN\"}.
+      DELETE the same: 204 / 200 (empty body); its tickets die with it. GET /api/session and POST
+      /rest/com/vmware/cis/session?~action=get: {\"user\", \"created_time\", \"last_accessed_time\"}.
+      GET /api/vcenter/vm?names=NAME (repeatable), /rest/vcenter/vm?filter.names=NAME (or filter.names.N): the
+      VMs named (all without names) as {\"vm\", \"name\", \"power_state\", \"cpu_count\", \"memory_size_MiB\"}.
+      POST /api/vcenter/vm/VM/console/tickets {\"type\":\"WEBMKS\"}, /rest/... {\"spec\":{\"type\":\"WEBMKS\"}}:
+      201 {\"ticket\":\"wss://HOST:PORT/ticket/TICKET\"} / 200 {\"value\":{\"ticket\":...}}, a webmks ticket as
+      AcquireTicket's (HOST: --ticket-host, or the listen address when that is empty).
+    Errors are vCenter's: /api {\"error_type\":\"NOT_FOUND\",\"messages\":[{\"args\",\"default_message\",\"id\"}]},
+    /rest {\"type\":\"com.vmware.vapi.std.errors.not_found\",\"value\":{\"messages\":[...]}}: 401 UNAUTHENTICATED
+    (no, wrong or logged-out credentials or token), 404 NOT_FOUND (unknown VM or path), 400
+    NOT_ALLOWED_IN_CURRENT_STATE (VM powered off), 503 SERVICE_UNAVAILABLE (within --mks-delay of a power-on,
+    or refused by --refuse-tickets), 400 INVALID_ARGUMENT (a body that is not JSON, no type, or a type other
+    than WEBMKS: VMRC is not simulated), 405 OPERATION_NOT_FOUND (another method on a known path).
   * /folder/PATH?dcPath=ha-datacenter&dsName=NAME: the files of datastore NAME (--datastore), GET, PUT
     (missing directories are made) and DELETE, for a live SOAP session's cookie or HTTP basic authentication;
     paths never leave the datastore's directory.
@@ -105,11 +127,14 @@ What it is:
     connection to the VM's VNC server.
     Type-127 server messages go only to clients that advertised VMWServerCaps; Heartbeats (every 3 s) and
     SessionClose only to clients whose ClientCaps asked for them.
-  * /_sim/ (loopback only): GET stats (JSON counters), GET guests (the running guests by moid: QEMU's pid,
-    QMP socket and log); POST close, stall, freeze, thaw, refuse-tickets?n=N, close-after-keys?n=N.
+  * /_sim/ (loopback only): GET stats (JSON counters: logins, failed_logins and logouts of SOAP sessions,
+    rest_logins, rest_failed_logins and rest_logouts of REST ones, tickets_issued by either), GET guests (the
+    running guests by moid: QEMU's pid, QMP socket and log); POST close, stall, freeze, thaw,
+    refuse-tickets?n=N, close-after-keys?n=N.
 
-What it is not: an ESXi host or vCenter. No other managed objects or methods, no authorisation beyond one
-user, no snapshots, no networks, no VVC, no JPEG, no CopyRect, no audio, no multi-monitor.
+What it is not: an ESXi host or vCenter. No other managed objects, methods or REST resources, no VMRC
+tickets, no authorisation beyond one user, no snapshots, no networks, no VVC, no JPEG, no CopyRect, no audio,
+no multi-monitor.
 
 At start it prints one line to stdout:
   webmks-sim listening on https://HOST:PORT/sdk sha1=AB:... sha256=AB:...
@@ -189,18 +214,19 @@ struct Cli {
     /// Seconds a ticket stays valid.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     ticket_ttl: u64,
-    /// The host written into tickets (default: the listen address); "" leaves host and url out, so clients must
-    /// use the API host.
+    /// The host written into tickets (default: the listen address); "" leaves host and url out of SOAP tickets,
+    /// so clients must use the API host (REST tickets, always complete URLs, then carry the listen address).
     #[arg(long, value_name = "HOST")]
     ticket_host: Option<String>,
-    /// Leave the url field out of tickets: clients must build wss://host:port/ticket/TICKET themselves.
+    /// Leave the url field out of SOAP tickets: clients must build wss://host:port/ticket/TICKET themselves.
     #[arg(long)]
     no_ticket_url: bool,
     /// Leave sslThumbprint and certThumbprintList out of tickets: clients must verify the console as they
     /// verified the API.
     #[arg(long)]
     no_ticket_thumbprints: bool,
-    /// The first N AcquireTicket calls fail with ManagedObjectNotFound, as ESXi does while it creates a VM.
+    /// The first N AcquireTicket calls fail with ManagedObjectNotFound, as ESXi does while it creates a VM (REST
+    /// console tickets with 503 SERVICE_UNAVAILABLE).
     #[arg(long, value_name = "N", default_value_t = 0)]
     refuse_tickets: u64,
     /// On every webmks connection, after N updates, send the first half of the next update and drop the connection.
@@ -212,6 +238,14 @@ struct Cli {
     /// Delay every SOAP response by this many milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     slow_ms: u64,
+    /// Answer 404 at /sdk and /sdk/vimServiceVersions.xml, as a vCenter reached through a proxy that only
+    /// forwards the REST API.
+    #[arg(long)]
+    no_soap: bool,
+    /// Which generations of vCenter's REST API to serve (vCenter flavour): /api (7.0 U2 on), the legacy /rest, or
+    /// both.
+    #[arg(long, value_enum, value_name = "api|rest|both", default_value = "both")]
+    rest_generation: Generations,
     /// After ServerCaps, also send an unknown VMware server message, a Heartbeat and a SetReconnectToken (only to
     /// clients that advertised VMWServerCaps: the others get no type-127 messages at all).
     #[arg(long)]
@@ -287,6 +321,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         extra_vmware_messages: cli.extra_vmware_messages,
         mks_delay: Duration::from_secs_f64(cli.mks_delay),
         guests,
+        soap: !cli.no_soap,
+        rest_generations: cli.rest_generation,
     };
     let thumbprints = identity.thumbprints.clone();
     let control = Control::new(cli.refuse_tickets);

@@ -1,8 +1,12 @@
-//! SOAP login sessions, identified by the `vmware_soap_session` cookie.
+//! Login sessions: SOAP's, identified by the `vmware_soap_session` cookie, and the REST API's, whose token (the
+//! same id) comes in the `vmware-api-session-id` header. Also HTTP basic credentials, which REST logins and
+//! datastore files take.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::soap::escape;
@@ -27,13 +31,41 @@ pub fn session_from_cookie(header: &str) -> Option<&str> {
     })
 }
 
+/// The user name and password of an `Authorization: Basic …` header value.
+pub fn basic_credentials(header: &str) -> Option<(String, String)> {
+    let (scheme, encoded) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
 /// The `Set-Cookie` value for a new session.
 pub fn set_cookie(id: &str) -> String {
     format!("{COOKIE}=\"{id}\"; Path=/; HttpOnly; Secure")
 }
 
+/// The API a session was opened through; a session serves only its own API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Soap,
+    Rest,
+}
+
+impl Api {
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Soap => "SOAP",
+            Api::Rest => "REST",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Session {
+    pub api: Api,
     pub user: String,
     pub key: String,
     pub login_time: SystemTime,
@@ -63,11 +95,11 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Creates a session; returns its cookie id.
-    pub fn login(&mut self, user: &str) -> String {
+    /// Creates a session; returns its id (SOAP's cookie, REST's token).
+    pub fn login(&mut self, user: &str, api: Api) -> String {
         let id = random_hex(20);
         let key = format!("52{}", random_hex(15));
-        let session = Session { user: user.to_string(), key, login_time: SystemTime::now(), logged_out: false };
+        let session = Session { api, user: user.to_string(), key, login_time: SystemTime::now(), logged_out: false };
         self.by_id.insert(id.clone(), session);
         id
     }
@@ -77,14 +109,11 @@ impl Sessions {
         self.by_id.get(id).filter(|s| !s.logged_out)
     }
 
-    pub fn logout(&mut self, id: &str) -> bool {
-        match self.by_id.get_mut(id) {
-            Some(s) if !s.logged_out => {
-                s.logged_out = true;
-                true
-            }
-            _ => false,
-        }
+    /// Ends the live session `id`; returns it, or `None` if it was not live.
+    pub fn logout(&mut self, id: &str) -> Option<Session> {
+        let s = self.by_id.get_mut(id).filter(|s| !s.logged_out)?;
+        s.logged_out = true;
+        Some(s.clone())
     }
 
     pub fn is_live(&self, id: &str) -> bool {
@@ -105,13 +134,23 @@ mod tests {
     }
 
     #[test]
+    fn basic() {
+        let pair = |u: &str, p: &str| Some((u.to_string(), p.to_string()));
+        assert_eq!(basic_credentials("Basic cm9vdDpwdw=="), pair("root", "pw"));
+        assert_eq!(basic_credentials("basic  cm9vdDpwdzE6Mg== "), pair("root", "pw1:2"), "the first colon splits");
+        assert_eq!(basic_credentials("Basic cm9vdA=="), None, "no colon");
+        assert_eq!(basic_credentials("Basic !"), None);
+        assert_eq!(basic_credentials("Bearer cm9vdDpwdw=="), None);
+    }
+
+    #[test]
     fn login_and_logout() {
         let mut s = Sessions::default();
-        let id = s.login("root");
+        let id = s.login("root", Api::Soap);
         assert_eq!(id.len(), 40);
         assert_eq!(s.get(&id).unwrap().user, "root");
-        assert!(s.logout(&id));
-        assert!(!s.logout(&id));
+        assert_eq!(s.logout(&id).unwrap().api, Api::Soap);
+        assert!(s.logout(&id).is_none());
         assert!(!s.is_live(&id));
         assert!(s.get("nope").is_none());
     }

@@ -13,12 +13,13 @@ use tokio::sync::watch;
 
 use crate::cert::Thumbprints;
 use crate::collector::Pages;
-use crate::control::{Control, Stats};
+use crate::control::{bump, Control, Stats};
 use crate::filters::Filters;
 use crate::guest::{Guest, GuestSettings};
 use crate::inventory::Inventory;
 use crate::objects::World;
-use crate::sessions::{Session, Sessions};
+use crate::rest::Generations;
+use crate::sessions::{Api, Session, Sessions};
 use crate::tasks::Tasks;
 use crate::tickets::Tickets;
 use crate::views::Views;
@@ -46,6 +47,17 @@ pub struct Settings {
     pub mks_delay: Duration,
     /// How registered VMs' guests run; `None` when `--guest-kernel` and friends are missing.
     pub guests: Option<GuestSettings>,
+    /// Whether `/sdk` is served (`--no-soap` turns it off).
+    pub soap: bool,
+    /// Which generations of the REST API the vCenter flavour serves.
+    pub rest_generations: Generations,
+}
+
+impl Settings {
+    /// Whether these are the one user's credentials.
+    pub fn is_user(&self, user: &str, password: &str) -> bool {
+        user == self.user && password == self.password
+    }
 }
 
 /// What changes while the simulator runs, under one lock.
@@ -143,9 +155,33 @@ impl Sim {
         self.changes.send_modify(|n| *n += 1);
     }
 
-    /// The live session with this cookie id.
-    pub fn session(&self, id: &str) -> Option<Session> {
-        lock(&self.sessions).get(id).cloned()
+    /// The live session of `api` with this id.
+    pub fn session(&self, id: &str, api: Api) -> Option<Session> {
+        lock(&self.sessions).get(id).filter(|s| s.api == api).cloned()
+    }
+
+    /// Opens a session of `api` for the user (SOAP Login, REST session create); returns its id, or `None` for
+    /// wrong credentials. Both are counted.
+    pub fn login(&self, user: &str, password: &str, api: Api) -> Option<String> {
+        let [logins, failed, _] = self.stats.sessions(api);
+        if !self.settings.is_user(user, password) {
+            bump(failed);
+            log!("{} Login as '{user}' refused", api.name());
+            return None;
+        }
+        let id = lock(&self.sessions).login(user, api);
+        bump(logins);
+        log!("{} Login as '{user}'", api.name());
+        Some(id)
+    }
+
+    /// Ends the live session `id`: its tickets stop working and its property filters go. Counted.
+    pub fn logout(&self, id: &str) {
+        let Some(session) = lock(&self.sessions).logout(id) else { return };
+        lock(&self.model).filters.drop_session(id);
+        let [_, _, logouts] = self.stats.sessions(session.api);
+        bump(logouts);
+        log!("{} Logout of '{}'", session.api.name(), session.user);
     }
 }
 
@@ -180,6 +216,8 @@ impl Sim {
             extra_vmware_messages: false,
             mks_delay: Duration::ZERO,
             guests: None,
+            soap: true,
+            rest_generations: Generations::Both,
         };
         Sim::new(
             settings,

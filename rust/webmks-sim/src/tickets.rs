@@ -1,4 +1,4 @@
-//! webmks tickets: random, one-shot, with a lifetime, and bound to the SOAP session that acquired them.
+//! webmks tickets: random, one-shot, with a lifetime, and bound to the session (SOAP or REST) that acquired them.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -36,7 +36,7 @@ impl Refusal {
             Refusal::Unknown => "unknown ticket",
             Refusal::Used => "ticket already used (tickets are one-shot)",
             Refusal::Expired => "ticket expired",
-            Refusal::LoggedOut => "the SOAP session that acquired the ticket has logged out",
+            Refusal::LoggedOut => "the session that acquired the ticket has logged out",
         }
     }
 }
@@ -46,13 +46,22 @@ pub fn short(ticket: &str) -> String {
     format!("{}…", ticket.chars().take(4).collect::<String>())
 }
 
+/// A ticket's WebSocket URL on `host` (an IPv6 address gets brackets) and `port`.
+pub fn url(host: &str, port: u16, ticket: &str) -> String {
+    if host.contains(':') {
+        format!("wss://[{host}]:{port}/ticket/{ticket}")
+    } else {
+        format!("wss://{host}:{port}/ticket/{ticket}")
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Tickets {
     by_id: HashMap<String, Ticket>,
 }
 
 impl Tickets {
-    /// A new ticket for the VM with managed object id `vm`, acquired in SOAP session `session`.
+    /// A new ticket for the VM with managed object id `vm`, acquired in session `session`.
     pub fn issue(&mut self, vm: &str, session: &str, ttl: Duration, now: Instant) -> String {
         let id = random_hex(16);
         let ticket = Ticket { vm: vm.to_string(), session: session.to_string(), expires: now + ttl, used: false };
@@ -80,11 +89,12 @@ impl Tickets {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sessions::Api;
 
     #[test]
     fn one_shot_expiring_and_bound_to_the_session() {
         let mut sessions = Sessions::default();
-        let sid = sessions.login("root");
+        let sid = sessions.login("root", Api::Rest);
         let mut t = Tickets::default();
         let now = Instant::now();
         let ttl = Duration::from_secs(60);
@@ -100,5 +110,11 @@ mod tests {
         assert_eq!(t.redeem(&c, &sessions, now), Err(Refusal::LoggedOut));
         assert_eq!((Refusal::Unknown.status(), Refusal::Used.status()), (404, 503));
         assert_eq!(short("abcdef"), "abcd…");
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(url("esx.test", 443, "ab"), "wss://esx.test:443/ticket/ab");
+        assert_eq!(url("::1", 8443, "ab"), "wss://[::1]:8443/ticket/ab");
     }
 }

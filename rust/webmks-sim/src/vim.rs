@@ -7,11 +7,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::acquire::acquire_ticket;
 use crate::collector::{collect, describe, fetch};
-use crate::control::bump;
 use crate::lifecycle;
 use crate::objects::Ref;
 use crate::search;
-use crate::sessions::{set_cookie, Session};
+use crate::sessions::{set_cookie, Api, Session};
 use crate::sim::{lock, Model, Sim};
 use crate::soap::{escape, moref, response, Element, Fault, Request};
 use crate::values::iso8601;
@@ -67,15 +66,13 @@ async fn dispatch(
         "Login" => return login(sim, req, cookie),
         _ => {}
     }
-    let (sid, s) =
-        session.and_then(|sid| sim.session(sid).map(|s| (sid, s))).ok_or_else(|| Fault::not_authenticated(ty, id))?;
+    let (sid, s) = session
+        .and_then(|sid| sim.session(sid, Api::Soap).map(|s| (sid, s)))
+        .ok_or_else(|| Fault::not_authenticated(ty, id))?;
     let inv = &sim.inventory;
     match req.method() {
         "Logout" => {
-            lock(&sim.sessions).logout(sid);
-            lock(&sim.model).filters.drop_session(sid);
-            bump(&sim.stats.logouts);
-            log!("SOAP Logout of '{}'", s.user);
+            sim.logout(sid);
             Ok(String::new())
         }
         "CurrentTime" => Ok(format!("<returnval>{}</returnval>", iso8601(SystemTime::now()))),
@@ -220,17 +217,8 @@ async fn wait_for_updates(
 fn login(sim: &Sim, req: &Request, cookie: &mut Option<String>) -> Result<String, Fault> {
     let user = req.param("userName").unwrap_or_default();
     let password = req.call.child("password").map(|p| p.text.as_str()).unwrap_or_default();
-    if user != sim.settings.user || password != sim.settings.password {
-        bump(&sim.stats.failed_logins);
-        log!("SOAP Login as '{user}' refused");
-        return Err(Fault::invalid_login());
-    }
-    let mut sessions = lock(&sim.sessions);
-    let id = sessions.login(user);
-    let fields = sessions.get(&id).map(Session::user_session_fields).unwrap_or_default();
-    drop(sessions);
-    bump(&sim.stats.logins);
-    log!("SOAP Login as '{user}'");
+    let id = sim.login(user, password, Api::Soap).ok_or_else(Fault::invalid_login)?;
+    let fields = lock(&sim.sessions).get(&id).map(Session::user_session_fields).unwrap_or_default();
     *cookie = Some(set_cookie(&id));
     Ok(format!("<returnval>{fields}</returnval>"))
 }

@@ -1,5 +1,5 @@
-//! Where the vSphere API is, who logs in, which virtual machine is meant, and the URL form that says all
-//! three at once.
+//! Where the vSphere API is, who logs in, which of its APIs gives the ticket, which virtual machine is meant,
+//! and the URL form that says where, who and which machine at once.
 
 use std::fmt;
 
@@ -21,10 +21,49 @@ pub struct Endpoint {
     password: String,
     /// How the server's certificate is checked.
     pub tls: Verification,
+    /// Which API gives the ticket.
+    pub api: Api,
+}
+
+/// Which vSphere API gives the console ticket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Api {
+    /// The SOAP API at `/sdk`, ESXi's and vCenter's: `AcquireTicket("webmks")`.
+    Soap,
+    /// vCenter's REST API (7.0 and later): `POST /api/vcenter/vm/{vm}/console/tickets`, or its older `/rest`
+    /// form.
+    Rest,
+    /// SOAP, and REST where the endpoint has no SOAP API (`/sdk` answers 404).
+    #[default]
+    Auto,
+}
+
+impl std::str::FromStr for Api {
+    type Err = Error;
+
+    /// `soap`, `rest` or `auto` in any case; empty is `auto`.
+    fn from_str(s: &str) -> Result<Api, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "soap" => Ok(Api::Soap),
+            "rest" => Ok(Api::Rest),
+            "auto" | "" => Ok(Api::Auto),
+            _ => Err(Error::usage(format!("unknown vSphere API {s:?}: expected soap, rest or auto"))),
+        }
+    }
+}
+
+impl fmt::Display for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Api::Soap => "soap",
+            Api::Rest => "rest",
+            Api::Auto => "auto",
+        })
+    }
 }
 
 impl Endpoint {
-    /// An endpoint from its parts.
+    /// An endpoint from its parts, whose ticket comes from the API [`Api::Auto`] picks.
     pub fn new(
         host: impl Into<String>,
         port: u16,
@@ -32,7 +71,7 @@ impl Endpoint {
         password: impl Into<String>,
         tls: Verification,
     ) -> Self {
-        Endpoint { host: host.into(), port, username: username.into(), password: password.into(), tls }
+        Endpoint { host: host.into(), port, username: username.into(), password: password.into(), tls, api: Api::Auto }
     }
 
     /// The password to log in with.
@@ -49,6 +88,7 @@ impl fmt::Debug for Endpoint {
             .field("username", &self.username)
             .field("password", &"<hidden>")
             .field("tls", &self.tls)
+            .field("api", &self.api)
             .finish()
     }
 }
@@ -223,6 +263,19 @@ mod tests {
             assert!(e.message().contains(why), "{url}: {e}");
             assert!(!e.message().contains("hunter2"), "{url}: {e}");
         }
+    }
+
+    #[test]
+    fn api_names() {
+        for (name, api) in [("soap", Api::Soap), ("REST", Api::Rest), (" auto ", Api::Auto), ("", Api::Auto)] {
+            assert_eq!(name.parse::<Api>().unwrap(), api, "{name:?}");
+        }
+        assert_eq!(Api::Rest.to_string(), "rest");
+        let e = "vapi".parse::<Api>().unwrap_err();
+        assert_eq!(
+            (e.kind(), e.message()),
+            (ErrorKind::Usage, "unknown vSphere API \"vapi\": expected soap, rest or auto")
+        );
     }
 
     #[test]

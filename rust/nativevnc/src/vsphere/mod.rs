@@ -1,17 +1,22 @@
 //! A webmks ticket from the vSphere SOAP API (ESXi or vCenter): RetrieveServiceContent, Login, find the
-//! virtual machine, AcquireTicket("webmks"), Logout.
+//! virtual machine, AcquireTicket("webmks"), Logout; or from vCenter's REST API: create a session, find the
+//! virtual machine, create a WEBMKS console ticket, delete the session.
 //!
-//! * [`Endpoint`], [`VmSelector`], [`parse_url`]: where to log in and which VM, including the URL form
-//!   os-autoinst uses.
-//! * `xml`, `soap`: request bodies and response parsing, no I/O.
-//! * `session`: the HTTPS connection and cookie, one method per SOAP call.
+//! * [`Endpoint`], [`Api`], [`VmSelector`], [`parse_url`]: where to log in, through which API and which VM,
+//!   including the URL form os-autoinst uses.
+//! * `connection`: the HTTPS connection both APIs use.
+//! * `xml`, `soap`: SOAP request bodies and response parsing, no I/O.
+//! * `session`: the SOAP session's cookie, one method per SOAP call.
+//! * `rest`: the REST session, its two generations of paths and its errors.
 //! * [`Ticket`]: the VirtualMachineTicket and the WebSocket URL made from it.
 //! * [`about`]: what the endpoint is (product and version), asked without logging in.
 //!
 //! Neither the password, nor the session cookie, nor the ticket appears in any error or `Debug` output.
 
 mod about;
+mod connection;
 mod endpoint;
+mod rest;
 mod session;
 mod soap;
 mod ticket;
@@ -20,10 +25,11 @@ mod xml;
 use std::time::Duration;
 
 pub use about::{about, About};
-pub use endpoint::{parse_url, Endpoint, VmSelector};
+pub use endpoint::{parse_url, Api, Endpoint, VmSelector};
 pub use ticket::Ticket;
 
 use crate::error::{Error, ErrorKind};
+use rest::RestSession;
 use session::Session;
 use soap::ServiceContent;
 
@@ -53,6 +59,19 @@ pub enum TicketError {
     /// NotAuthenticated: the session is not (or no longer) logged in, or lacks a privilege.
     #[error("not authenticated: {0}")]
     NotAuthenticated(String),
+    /// Any other error of the REST API: its `error_type` and message.
+    #[error("REST API error {error_type} (HTTP {status}): {message}")]
+    Rest {
+        /// The HTTP status.
+        status: u16,
+        /// E.g. SERVICE_UNAVAILABLE.
+        error_type: String,
+        /// The messages' default texts.
+        message: String,
+    },
+    /// The request cannot be made through the chosen API (the string says why and what to do).
+    #[error("{0}")]
+    Unsupported(String),
     /// Any other SOAP fault.
     #[error("SOAP fault {}: {message}", fault_name(.fault, .code))]
     Fault {
@@ -90,13 +109,18 @@ impl TicketError {
     /// Whether another attempt may succeed. os-autoinst retries everything except wrong credentials; here
     /// [`InvalidLogin`](Self::InvalidLogin), [`Ambiguous`](Self::Ambiguous) and
     /// [`Malformed`](Self::Malformed) are final, since repeating the same calls gives the same answer. A VM
-    /// that is not found may still be being created, so [`VmNotFound`](Self::VmNotFound) is retryable. A TLS
-    /// failure of TLS itself is final too (a certificate that is not trusted or does not match its pin stays
-    /// so, and the message says what to change); the connection breaking during the handshake is not.
+    /// that is not found may still be being created, so [`VmNotFound`](Self::VmNotFound) is retryable.
+    /// [`Unsupported`](Self::Unsupported) requests stay so. A TLS failure of TLS itself is final too (a
+    /// certificate that is not trusted or does not match its pin stays so, and the message says what to
+    /// change), as is TLS set up wrongly (a CA file that cannot be used); the connection breaking during the
+    /// handshake is not.
     pub fn retryable(&self) -> bool {
         match self {
-            TicketError::InvalidLogin | TicketError::Ambiguous { .. } | TicketError::Malformed(_) => false,
-            TicketError::Tls(e) => e.kind() != ErrorKind::Setup,
+            TicketError::InvalidLogin
+            | TicketError::Ambiguous { .. }
+            | TicketError::Malformed(_)
+            | TicketError::Unsupported(_) => false,
+            TicketError::Tls(e) => !matches!(e.kind(), ErrorKind::Setup | ErrorKind::Usage),
             _ => true,
         }
     }
@@ -117,6 +141,10 @@ impl TicketError {
                 TicketError::Fault { code: clean(code), fault: clean(fault), message: clean(message) }
             }
             TicketError::Http { status, message } => TicketError::Http { status, message: clean(message) },
+            TicketError::Rest { status, error_type, message } => {
+                TicketError::Rest { status, error_type: clean(error_type), message: clean(message) }
+            }
+            TicketError::Unsupported(s) => TicketError::Unsupported(clean(s)),
             TicketError::Malformed(s) => TicketError::Malformed(clean(s)),
             TicketError::Connect(e) => TicketError::Connect(Error::new(e.kind(), clean(e.message().to_owned()))),
             TicketError::Tls(e) => TicketError::Tls(Error::new(e.kind(), clean(e.message().to_owned()))),
@@ -149,10 +177,11 @@ impl From<TicketError> for Error {
     }
 }
 
-/// One complete attempt to get a webmks ticket: RetrieveServiceContent, Login (cookie
-/// `vmware_soap_session`), find the virtual machine, AcquireTicket("webmks"), and Logout, which is always
-/// attempted after a successful Login and whose errors are ignored. `timeout` bounds the whole attempt; all
-/// calls share one HTTPS connection.
+/// One complete attempt to get a webmks ticket through the endpoint's [`Api`]: SOAP (RetrieveServiceContent,
+/// Login with the cookie `vmware_soap_session`, find the virtual machine, AcquireTicket("webmks"), Logout) or
+/// REST (create a session, find the virtual machine, create a WEBMKS console ticket, delete the session).
+/// Logging out is always attempted after a successful login, and its errors are ignored. `timeout` bounds the
+/// whole attempt; all calls share one HTTPS connection.
 ///
 /// ESXi is reported to refuse a ticket whose API session logged out before it was used: a client that
 /// connects right away should use [`acquire_ticket_session`] and log out after connecting.
@@ -163,20 +192,36 @@ pub async fn acquire_ticket(endpoint: &Endpoint, vm: &VmSelector, timeout: Durat
 }
 
 /// The API session a ticket was acquired in, still logged in so that the ticket stays usable.
-pub struct ApiSession<'a> {
-    session: Session<'a>,
-    session_manager: String,
+pub struct ApiSession<'a>(Logged<'a>);
+
+enum Logged<'a> {
+    Soap { session: Session<'a>, session_manager: String },
+    Rest(RestSession<'a>),
 }
 
 impl ApiSession<'_> {
+    /// Which API gave the ticket: [`Api::Soap`] or [`Api::Rest`].
+    pub fn api(&self) -> Api {
+        match self.0 {
+            Logged::Soap { .. } => Api::Soap,
+            Logged::Rest(_) => Api::Rest,
+        }
+    }
+
     /// Logs out, within `timeout`; errors are ignored (the session expires on the server anyway).
-    pub async fn logout(mut self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.session.logout(&self.session_manager)).await;
+    pub async fn logout(self, timeout: Duration) {
+        let logout = async {
+            let _ = match self.0 {
+                Logged::Soap { mut session, session_manager } => session.logout(&session_manager).await,
+                Logged::Rest(mut session) => session.logout().await,
+            };
+        };
+        let _ = tokio::time::timeout(timeout, logout).await;
     }
 }
 
 /// Like [`acquire_ticket`], but leaves the API session logged in (if a ticket was had): the caller logs out
-/// once it has used the ticket. Any failure after Login logs out before returning.
+/// once it has used the ticket. Any failure after logging in logs out before returning.
 pub async fn acquire_ticket_session<'a>(
     endpoint: &'a Endpoint,
     vm: &VmSelector,
@@ -184,23 +229,63 @@ pub async fn acquire_ticket_session<'a>(
 ) -> Result<(Ticket, ApiSession<'a>), TicketError> {
     let attempt = async {
         let mut session = Session::new(endpoint)?;
-        let content = session.retrieve_service_content().await?;
-        session.login(&content.session_manager, &endpoint.username, endpoint.password()).await?;
-        let ticket = match find_vm(&mut session, &content, vm).await {
-            Ok(moid) => session.acquire_ticket(&moid).await,
-            Err(e) => Err(e),
-        };
-        match ticket {
-            Ok(ticket) => Ok((ticket, ApiSession { session, session_manager: content.session_manager })),
-            Err(e) => {
-                let _ = session.logout(&content.session_manager).await;
-                Err(e)
+        if endpoint.api == Api::Rest {
+            return rest_ticket(RestSession::login(session.into_connection()).await?, vm).await;
+        }
+        match session.retrieve_service_content().await {
+            Err(TicketError::Http { status: 404, .. }) if endpoint.api == Api::Auto => {
+                rest_ticket(RestSession::login(session.into_connection()).await?, vm).await
             }
+            Err(TicketError::Http { status: 404, .. }) => Err(TicketError::Unsupported(
+                "the endpoint has no SOAP API (/sdk: HTTP 404); a vCenter that offers only its REST API gives \
+                 console tickets with VMWARE_VNC_OVER_WS_API=rest or auto (--api)"
+                    .into(),
+            )),
+            content => soap_ticket(session, content?, vm).await,
         }
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(result) => result.map_err(|e| e.redact(endpoint.password())),
         Err(_) => Err(TicketError::Timeout(timeout)),
+    }
+}
+
+/// The SOAP API's ticket, from Login on.
+async fn soap_ticket<'a>(
+    mut session: Session<'a>,
+    content: ServiceContent,
+    vm: &VmSelector,
+) -> Result<(Ticket, ApiSession<'a>), TicketError> {
+    let endpoint = session.endpoint();
+    session.login(&content.session_manager, &endpoint.username, endpoint.password()).await?;
+    let ticket = match find_vm(&mut session, &content, vm).await {
+        Ok(moid) => session.acquire_ticket(&moid).await,
+        Err(e) => Err(e),
+    };
+    match ticket {
+        Ok(ticket) => Ok((ticket, ApiSession(Logged::Soap { session, session_manager: content.session_manager }))),
+        Err(e) => {
+            let _ = session.logout(&content.session_manager).await;
+            Err(e)
+        }
+    }
+}
+
+/// The REST API's ticket, in a session that has logged in.
+async fn rest_ticket<'a>(
+    mut session: RestSession<'a>,
+    vm: &VmSelector,
+) -> Result<(Ticket, ApiSession<'a>), TicketError> {
+    let ticket = match session.find_vm(vm).await {
+        Ok(moid) => session.console_ticket(&moid).await,
+        Err(e) => Err(e),
+    };
+    match ticket {
+        Ok(ticket) => Ok((ticket, ApiSession(Logged::Rest(session)))),
+        Err(e) => {
+            let _ = session.logout().await;
+            Err(e)
+        }
     }
 }
 

@@ -1,39 +1,38 @@
-//! A SOAP session with one vSphere endpoint: one HTTP/1.1 connection over TLS, re-opened only if the server
-//! closed it, and the `vmware_soap_session` cookie. One method per SOAP call.
-
-use std::sync::Arc;
+//! A SOAP session with one vSphere endpoint: its [`Connection`] and the `vmware_soap_session` cookie. One
+//! method per SOAP call.
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT};
-use http::{HeaderMap, Method, Request};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
+use http::{HeaderMap, Method};
+use http_body_util::Full;
 
+use super::connection::Connection;
 use super::soap::{self, NamePage, ServiceContent};
 use super::ticket::Ticket;
 use super::xml::Element;
 use super::{Endpoint, TicketError};
-use crate::error::Error;
-use crate::tls;
 
 /// The name of the session cookie vSphere sets on Login.
 const SESSION_COOKIE: &str = "vmware_soap_session";
-/// Responses larger than this are refused; the largest expected one, a page of VM names, is far smaller.
-const MAX_RESPONSE: usize = 16 << 20;
 
 pub(crate) struct Session<'a> {
-    endpoint: &'a Endpoint,
-    config: Arc<rustls::ClientConfig>,
-    sender: Option<SendRequest<Full<Bytes>>>,
+    connection: Connection<'a>,
     cookie: Option<String>,
 }
 
 impl<'a> Session<'a> {
     /// A session that connects on its first call.
     pub(crate) fn new(endpoint: &'a Endpoint) -> Result<Self, TicketError> {
-        let config = tls::client_config(&endpoint.tls, &[b"http/1.1"]).map_err(TicketError::Tls)?;
-        Ok(Session { endpoint, config, sender: None, cookie: None })
+        Ok(Session { connection: Connection::new(endpoint)?, cookie: None })
+    }
+
+    pub(crate) fn endpoint(&self) -> &'a Endpoint {
+        self.connection.endpoint()
+    }
+
+    /// The session's connection, for another API on the same endpoint.
+    pub(crate) fn into_connection(self) -> Connection<'a> {
+        self.connection
     }
 
     pub(crate) async fn retrieve_service_content(&mut self) -> Result<ServiceContent, TicketError> {
@@ -100,66 +99,17 @@ impl<'a> Session<'a> {
 
     /// POSTs one envelope to `/sdk` and returns the method response inside the answer.
     async fn call(&mut self, envelope: String) -> Result<Element, TicketError> {
-        let request = self.request(envelope)?;
-        let sender = self.connection().await?;
-        let response = sender.send_request(request).await.map_err(|e| self.io_error("sending a request to", e))?;
-        let status = response.status().as_u16();
-        self.keep_cookie(response.headers());
-        let body = Limited::new(response.into_body(), MAX_RESPONSE).collect().await.map_err(|e| match e
-            .downcast_ref::<LengthLimitError>()
-        {
-            Some(_) => TicketError::Malformed(format!("a response is larger than {MAX_RESPONSE} bytes")),
-            None => self.io_error("reading a response from", e),
-        })?;
-        soap::parse_response(status, &String::from_utf8_lossy(&body.to_bytes()))
-    }
-
-    fn request(&self, envelope: String) -> Result<Request<Full<Bytes>>, TicketError> {
-        let authority = tls::host_port(&self.endpoint.host, self.endpoint.port);
-        let host = authority.strip_suffix(":443").unwrap_or(&authority);
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri("/sdk")
-            .header(HOST, host)
+        let mut request = self
+            .connection
+            .request(Method::POST, "/sdk")
             .header(CONTENT_TYPE, r#"text/xml; charset="utf-8""#)
-            .header("SOAPAction", soap::SOAP_ACTION)
-            .header(USER_AGENT, concat!("nativevnc/", env!("CARGO_PKG_VERSION")));
+            .header("SOAPAction", soap::SOAP_ACTION);
         if let Some(cookie) = &self.cookie {
             request = request.header(COOKIE, format!("{SESSION_COOKIE}={cookie}"));
         }
-        // Only the host name or the server's own cookie can make this fail; neither is worth quoting.
-        request
-            .body(Full::new(Bytes::from(envelope)))
-            .map_err(|_| TicketError::Malformed("the host name or the session cookie cannot be sent in HTTP".into()))
-    }
-
-    /// The open connection, or a new one if there is none or the server has closed it.
-    async fn connection(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, TicketError> {
-        if let Some(sender) = self.sender.as_mut() {
-            if sender.ready().await.is_err() {
-                self.sender = None;
-            }
-        }
-        let sender = match self.sender.take() {
-            Some(sender) => sender,
-            None => self.connect().await?,
-        };
-        Ok(self.sender.insert(sender))
-    }
-
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, TicketError> {
-        let Endpoint { host, port, .. } = self.endpoint;
-        let tcp = tls::tcp_connect(host, *port).await.map_err(TicketError::Connect)?;
-        let stream = tls::handshake(tcp, host, *port, self.config.clone()).await.map_err(TicketError::Tls)?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| self.io_error("the HTTP handshake with", e))?;
-        // The connection runs until the server closes it or the session drops its sender; a failure shows up
-        // in the next request on it.
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(sender)
+        let response = self.connection.send(request.body(Full::new(Bytes::from(envelope)))).await?;
+        self.keep_cookie(&response.headers);
+        soap::parse_response(response.status, &response.text())
     }
 
     fn keep_cookie(&mut self, headers: &HeaderMap) {
@@ -172,10 +122,5 @@ impl<'a> Session<'a> {
         if let Some((_, value)) = session {
             self.cookie = Some(value.trim().to_owned());
         }
-    }
-
-    fn io_error(&self, what: &str, e: impl std::fmt::Display) -> TicketError {
-        let at = tls::host_port(&self.endpoint.host, self.endpoint.port);
-        TicketError::Connect(Error::connect(format!("{what} {at} failed: {e}")))
     }
 }

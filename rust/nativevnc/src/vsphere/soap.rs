@@ -146,7 +146,7 @@ fn parse_fault(fault: &Element) -> TicketError {
 }
 
 /// The body text with white space runs collapsed, cut to about 200 characters.
-fn shorten(body: &str) -> String {
+pub(crate) fn shorten(body: &str) -> String {
     const MAX: usize = 200;
     let text = body.split_whitespace().collect::<Vec<_>>().join(" ");
     match text.char_indices().nth(MAX) {

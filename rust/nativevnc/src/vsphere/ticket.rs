@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use url::{Host, Url};
+
 use super::soap::returnval;
 use super::xml::Element;
 use super::TicketError;
@@ -52,6 +54,32 @@ impl Ticket {
             cert_thumbprints,
             url: text("url"),
             cfg_file: text("cfgFile"),
+        })
+    }
+
+    /// A ticket that is a complete `wss://HOST[:PORT]/ticket/TICKET` URL, as vCenter's REST API gives them: the
+    /// ticket is the URL's last path segment; there are no thumbprints.
+    pub(crate) fn from_url(url: &str) -> Result<Ticket, TicketError> {
+        let malformed = |why: &str| TicketError::Malformed(format!("the console ticket {why}"));
+        let parsed = Url::parse(url).map_err(|_| malformed("is not a URL"))?;
+        if parsed.scheme() != "wss" {
+            return Err(malformed(&format!("is a {:?} URL, not wss", parsed.scheme())));
+        }
+        let host = match parsed.host() {
+            Some(Host::Domain(name)) => name.to_owned(),
+            Some(Host::Ipv4(address)) => address.to_string(),
+            Some(Host::Ipv6(address)) => address.to_string(),
+            None => return Err(malformed("has no host")),
+        };
+        let ticket = parsed.path_segments().and_then(Iterator::last).filter(|segment| !segment.is_empty());
+        Ok(Ticket {
+            ticket: ticket.ok_or_else(|| malformed("has no path"))?.to_owned(),
+            host: Some(host),
+            port: parsed.port_or_known_default(),
+            ssl_thumbprint: None,
+            cert_thumbprints: Vec::new(),
+            url: Some(url.to_owned()),
+            cfg_file: None,
         })
     }
 
@@ -166,6 +194,26 @@ mod tests {
         let bare = parse(r#"<returnval><ticket>t</ticket></returnval>"#).unwrap();
         assert_eq!((bare.host.as_deref(), bare.port), (None, None));
         assert_eq!(bare.wss_url("esx"), "wss://esx:443/ticket/t");
+    }
+
+    #[test]
+    fn rest_ticket_urls() {
+        let ticket = Ticket::from_url("wss://esx1.example.com/ticket/52f0-secret-ticket").unwrap();
+        assert_eq!(ticket.ticket, "52f0-secret-ticket");
+        assert_eq!((ticket.host.as_deref(), ticket.port), (Some("esx1.example.com"), Some(443)));
+        assert!(ticket.thumbprints().is_empty());
+        assert_eq!(ticket.wss_url("vc"), "wss://esx1.example.com/ticket/52f0-secret-ticket");
+        let ticket = Ticket::from_url("wss://[fd00::5]:8443/ticket/t").unwrap();
+        assert_eq!((ticket.host.as_deref(), ticket.port), (Some("fd00::5"), Some(8443)));
+        for (url, why) in [
+            ("https://esx1/ticket/t", "not wss"),
+            ("wss://esx1/", "no path"),
+            ("ticket/t", "not a URL"),
+            ("wss://esx1/ticket/", "no path"),
+        ] {
+            let e = Ticket::from_url(url).map(drop).unwrap_err();
+            assert!(matches!(&e, TicketError::Malformed(m) if m.contains(why)), "{url}: {e}");
+        }
     }
 
     #[test]
