@@ -10,27 +10,16 @@ use Config;
 use POSIX ();
 use Time::HiRes qw(time sleep);
 
-use lib 't/lib', '/usr/lib/os-autoinst';
-use bmwqemu;
-use cv;
-use OpenQA::Exceptions;
+use lib 't/lib';
+use NativeVNC::Test::OsAutoinst qw(deadline capture_log);
 use NativeVNC::Test::Guest;
 use NativeVNC::Test::Util qw(wait_until group_pids);
 
 use consoles::NativeVNC;
 
-cv::init();
-require tinycv;
-
-$SIG{ALRM} = sub { diag 'test did not finish within 300 s'; exit 1 };
-alarm 300;
-
+deadline(300);
 my @warnings;
-{
-    no warnings 'redefine';
-    *bmwqemu::diag = sub { };
-    *bmwqemu::fctwarn = sub ($message, @) { push @warnings, $message };
-}
+capture_log(warn => \@warnings);
 
 my $tmp = tempdir(CLEANUP => 1);
 my $guest = NativeVNC::Test::Guest->start(

@@ -8,27 +8,17 @@ use Test::More;
 use File::Temp 'tempdir';
 use Time::HiRes qw(time sleep);
 
-use lib 't/lib', '/usr/lib/os-autoinst';
-use bmwqemu;
-use cv;
+use lib 't/lib';
+use NativeVNC::Test::OsAutoinst qw(deadline capture_log);
 use NativeVNC::Test::Guest;
 use NativeVNC::Test::Relay;
 use NativeVNC::Test::Util qw(free_tcp_port wait_until);
 
 use consoles::NativeVNC;
 
-cv::init();
-require tinycv;
-
-$SIG{ALRM} = sub { diag 'test did not finish within 240 s'; exit 1 };
-alarm 240;
-
+deadline(240);
 my (@diag, @warnings);
-{
-    no warnings 'redefine';
-    *bmwqemu::diag = sub ($message, @) { push @diag, $message };
-    *bmwqemu::fctwarn = sub ($message, @) { push @warnings, $message };
-}
+capture_log(diag => \@diag, warn => \@warnings);
 
 my $tmp = tempdir(CLEANUP => 1);
 my $guest = NativeVNC::Test::Guest->start;

@@ -8,25 +8,16 @@ use Test::More;
 use File::Temp 'tempdir';
 use Time::HiRes qw(time sleep);
 
-use lib 't/lib', '/usr/lib/os-autoinst';
-use bmwqemu;
-use cv;
+use lib 't/lib';
+use NativeVNC::Test::OsAutoinst qw(deadline capture_log);
 use consoles::vnc_base;
 use NativeVNC::Test::Guest;
 use NativeVNC::Test::Util qw(wait_until);
 
 use consoles::NativeVNC;
 
-cv::init();
-require tinycv;
-
-$SIG{ALRM} = sub { diag 'test did not finish within 240 s'; exit 1 };
-alarm 240;
-
-{
-    no warnings 'redefine';
-    *bmwqemu::diag = sub { };
-}
+deadline(240);
+capture_log();
 
 my $tmp = tempdir(CLEANUP => 1);
 my $guest = NativeVNC::Test::Guest->start(qemu_args => [map { ('-trace', $_) } qw(input_event_btn input_event_rel)]);

@@ -9,28 +9,17 @@ use File::Temp 'tempdir';
 use Mojo::UserAgent;
 use Time::HiRes qw(time sleep);
 
-use lib 't/lib', '/usr/lib/os-autoinst';
-use bmwqemu;
-use cv;
-use OpenQA::Exceptions;
+use lib 't/lib';
+use NativeVNC::Test::OsAutoinst qw(deadline capture_log error_of);
 use NativeVNC::Test::Guest;
 use NativeVNC::Test::WebmksSim;
 use NativeVNC::Test::Util qw(repo_root wait_until spawn_group stop_group file_tail differing_pixels free_tcp_port);
 
 use consoles::NativeVNC;
 
-cv::init();
-require tinycv;
-
-$SIG{ALRM} = sub { diag 'test did not finish within 420 s'; exit 1 };
-alarm 420;
-
+deadline(420);
 my (@warnings, @diags);
-{
-    no warnings 'redefine';
-    *bmwqemu::diag = sub ($message, @) { push @diags, $message };
-    *bmwqemu::fctwarn = sub ($message, @) { push @warnings, $message };
-}
+capture_log(diag => \@diags, warn => \@warnings);
 
 my $password = 'Sim:p@ss/w0rd';
 my $tmp = tempdir(CLEANUP => 1);
@@ -55,8 +44,6 @@ sub guest_file ($path) {
     return wait_until(30, "$path written in the guest", sub { $guest->run("cat $path 2>/dev/null || true") });
 }
 
-# The exception a call throws, or '' when it succeeds.
-sub error_of ($code) { eval { $code->(); 1 } ? '' : $@ }
 
 my $sim = sim('--extra-vmware-messages');
 

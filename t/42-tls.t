@@ -13,27 +13,17 @@ use v5.36;
 use Test::More;
 use File::Temp 'tempdir';
 
-use lib 't/lib', '/usr/lib/os-autoinst';
-use bmwqemu;
-use cv;
+use lib 't/lib';
+use NativeVNC::Test::OsAutoinst qw(deadline capture_log error_of);
 use NativeVNC::Test::Guest;
 use NativeVNC::Test::WebmksSim;
 use NativeVNC::Test::Util qw(repo_root wait_until spawn_group stop_group file_tail);
 
 use consoles::NativeVNC;
 
-cv::init();
-require tinycv;
-
-$SIG{ALRM} = sub { diag 'test did not finish within 600 s'; exit 1 };
-alarm 600;
-
+deadline(600);
 my @warnings;
-{
-    no warnings 'redefine';
-    *bmwqemu::diag = sub ($message, @) { };
-    *bmwqemu::fctwarn = sub ($message, @) { push @warnings, $message };
-}
+capture_log(warn => \@warnings);
 
 my $password = 'Sim:p@ss/w0rd';
 my $tmp = tempdir(CLEANUP => 1);
@@ -87,9 +77,6 @@ sub relay_log ($log) {
     local $/;
     return <$fh>;
 }
-
-# The exception a call throws, or '' when it succeeds.
-sub error_of ($code) { eval { $code->(); 1 } ? '' : $@ }
 
 # webmks-sim presenting the certificate, writing the relay's address (127.0.0.2) into its tickets; and the
 # console's URL through the relay.

@@ -8,28 +8,17 @@ use v5.36;
 use Test::More;
 use File::Temp 'tempdir';
 
-use lib 't/lib', '/usr/lib/os-autoinst';
-use bmwqemu;
-use cv;
-use OpenQA::Exceptions;
+use lib 't/lib';
+use NativeVNC::Test::OsAutoinst qw(deadline capture_log error_of message_of);
 use NativeVNC::Test::Guest;
 use NativeVNC::Test::WebmksSim;
 use NativeVNC::Test::Util qw(repo_root differing_pixels spawn_group stop_group wait_until file_tail);
 
 use consoles::NativeVNC;
 
-cv::init();
-require tinycv;
-
-$SIG{ALRM} = sub { diag 'test did not finish within 300 s'; exit 1 };
-alarm 300;
-
+deadline(300);
 my @log;
-{
-    no warnings 'redefine';
-    *bmwqemu::diag = sub ($message, @) { push @log, $message };
-    *bmwqemu::fctwarn = sub ($message, @) { push @log, $message };
-}
+capture_log(diag => \@log, warn => \@log);
 
 my $password = 'Sim:p@ss/w0rd';
 my $tmp = tempdir(CLEANUP => 1);
@@ -45,9 +34,6 @@ sub sim (@args) {
         password => $password,
         args => ['--vm', 'sut,moid=7', '--ticket-host', 'esx1.invalid', '--hostname', 'esx1.invalid', @args]);
 }
-
-# The exception a call throws, or '' when it succeeds.
-sub error_of ($code) { eval { $code->(); 1 } ? '' : $@ }
 
 my $pinned = sim();
 my $ca_only = sim('--no-ticket-thumbprints');
@@ -95,7 +81,7 @@ subtest 'verified by CA only: refused with the fix, unless mapped' => sub {
     my $e = error_of(sub { consoles::NativeVNC->new({vmware_vnc_over_ws_url => $ca_only->url(moid => 7)})->login });
     isa_ok($e, 'OpenQA::Exception::VNCSetupError', 'the login fails');
     like(
-        ref $e ? $e->message : $e,
+        message_of($e),
         qr/\Qthe ticket's host esx1.invalid does not resolve; map it to an address the client can reach with \E
            \QVMWARE_VNC_OVER_WS_HOSTS=esx1.invalid=ADDRESS (--ticket-hosts esx1.invalid=ADDRESS)\E/x,
         '... saying the host does not resolve and how to map it');

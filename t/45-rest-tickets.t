@@ -7,28 +7,17 @@ use v5.36;
 use Test::More;
 use File::Temp 'tempdir';
 
-use lib 't/lib', '/usr/lib/os-autoinst';
-use bmwqemu;
-use cv;
-use OpenQA::Exceptions;
+use lib 't/lib';
+use NativeVNC::Test::OsAutoinst qw(deadline capture_log error_of message_of);
 use NativeVNC::Test::Guest;
 use NativeVNC::Test::WebmksSim;
 use NativeVNC::Test::Util qw(repo_root differing_pixels);
 
 use consoles::NativeVNC;
 
-cv::init();
-require tinycv;
-
-$SIG{ALRM} = sub { diag 'test did not finish within 300 s'; exit 1 };
-alarm 300;
-
+deadline(300);
 my @log;
-{
-    no warnings 'redefine';
-    *bmwqemu::diag = sub ($message, @) { push @log, $message };
-    *bmwqemu::fctwarn = sub ($message, @) { push @log, $message };
-}
+capture_log(diag => \@log, warn => \@log);
 
 my $password = 'Rest:p@ss/w0rd';
 my $tmp = tempdir(CLEANUP => 1);
@@ -43,10 +32,6 @@ sub vcenter (@args) {
         password => $password,
         args => ['--flavour', 'vcenter', '--vm', 'sut,moid=vm-1001', '--vm', 'off,moid=vm-1002,power=off', @args]);
 }
-
-# The exception a call throws, or '' when it succeeds.
-sub error_of ($code) { eval { $code->(); 1 } ? '' : $@ }
-sub message_of ($e) { ref $e ? $e->message : $e }
 
 # How the simulator's counters changed while $code ran.
 sub counted ($sim, $code) {

@@ -190,14 +190,18 @@ impl WssUrl {
         if parsed.scheme() != "wss" {
             return Err(Error::usage(format!("a WebSocket URL must start with wss://, not {}://", parsed.scheme())));
         }
-        let host = match parsed.host() {
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            Some(h) => h.to_string(),
-            None => return Err(Error::usage("the WebSocket URL has no host")),
-        };
+        let host = host_of(&parsed).ok_or_else(|| Error::usage("the WebSocket URL has no host"))?;
         let port = parsed.port().unwrap_or(443);
         let redacted = format!("wss://{}/…", host_port(&host, port));
         Ok(WssUrl { host, port, redacted })
+    }
+}
+
+/// A URL's host as connecting and TLS want it: a name, or an IP address (IPv6 without brackets).
+pub(crate) fn host_of(url: &url::Url) -> Option<String> {
+    match url.host()? {
+        url::Host::Ipv6(ip) => Some(ip.to_string()),
+        host => Some(host.to_string()),
     }
 }
 

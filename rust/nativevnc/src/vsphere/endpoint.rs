@@ -4,7 +4,7 @@
 use std::fmt;
 
 use percent_encoding::percent_decode_str;
-use url::{Host, Url};
+use url::Url;
 
 use crate::error::Error;
 use crate::tls::Verification;
@@ -136,12 +136,7 @@ pub fn parse_url(url: &str, tls: Verification) -> Result<(Endpoint, Option<VmSel
     if parsed.scheme() != "https" {
         return Err(invalid(&format!("the scheme is {:?}, expected https or webmks+https", parsed.scheme())));
     }
-    let host = match parsed.host() {
-        Some(Host::Domain(name)) => name.to_owned(),
-        Some(Host::Ipv4(address)) => address.to_string(),
-        Some(Host::Ipv6(address)) => address.to_string(),
-        None => return Err(invalid("there is no host")),
-    };
+    let host = crate::transport::host_of(&parsed).ok_or_else(|| invalid("there is no host"))?;
     let decode = |what: &str, value: &str| {
         percent_decode_str(value)
             .decode_utf8()

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use url::{Host, Url};
+use url::Url;
 
 use super::soap::returnval;
 use super::xml::Element;
@@ -65,12 +65,7 @@ impl Ticket {
         if parsed.scheme() != "wss" {
             return Err(malformed(&format!("is a {:?} URL, not wss", parsed.scheme())));
         }
-        let host = match parsed.host() {
-            Some(Host::Domain(name)) => name.to_owned(),
-            Some(Host::Ipv4(address)) => address.to_string(),
-            Some(Host::Ipv6(address)) => address.to_string(),
-            None => return Err(malformed("has no host")),
-        };
+        let host = crate::transport::host_of(&parsed).ok_or_else(|| malformed("has no host"))?;
         let ticket = parsed.path_segments().and_then(Iterator::last).filter(|segment| !segment.is_empty());
         Ok(Ticket {
             ticket: ticket.ok_or_else(|| malformed("has no path"))?.to_owned(),
