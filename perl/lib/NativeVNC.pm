@@ -56,8 +56,9 @@ error; create a new client there.
 =head2 key_chord($keys)
 
 The X11 keysyms of an os-autoinst key chord (C<ctrl-alt-f2>, C<ret>, C<A>, C<@>) in press order, exactly
-as os-autoinst's C<consoles::VNC> maps them (shifted characters are preceded by shift). Dies with
-C<No map for 'KEY' - layouts other than en-us are not supported> for unknown names.
+as os-autoinst's C<consoles::VNC> maps them (shifted characters are preceded by shift). Dies for unknown
+names with C<No map for 'KEY': >, as os-autoinst's message begins, and what would work instead (the nearest
+key name and the list of names, or for a character, that only what a US keyboard types is supported).
 
 =head2 key_map
 

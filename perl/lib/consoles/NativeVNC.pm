@@ -558,8 +558,9 @@ A non-incremental request for the top-left 16x16 pixels.
 =head2 map_and_send_key($keys, $down_flag, $delay)
 
 Sends a key chord such as C<ctrl-alt-f2> with os-autoinst's key names: presses in order, releases in
-reverse. C<$down_flag> undef presses and releases, 1 only presses, 0 only releases. Dies with
-C<No map for 'KEY' - layouts other than en-us are not supported> for unknown keys.
+reverse. C<$down_flag> undef presses and releases, 1 only presses, 0 only releases. Dies for unknown keys
+with C<No map for 'KEY': >, as os-autoinst's message begins, and what would work instead (the nearest key
+name and the list of names, or for a character, that only what a US keyboard types is supported).
 
 Each key takes the time os-autoinst's own client gives it, so that C<TYPING_LIMIT> (keys per second) holds:
 with an os-autoinst whose C<video_base> passes a quarter of a keypress's time (the Debian package

@@ -16,12 +16,13 @@ use nativevnc::error::{Error, ErrorKind, Result};
 use nativevnc::handshake::Credentials;
 use nativevnc::image::Image;
 use nativevnc::keys;
+use nativevnc::tls;
 use nativevnc::webmks::{self, TicketHosts, Webmks};
 
 use target::Target;
 
-/// How long `type` and `key` wait for the first screen before typing.
-const SCREEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Seconds `type` and `key` wait for the first screen before typing.
+const SCREEN_TIMEOUT: f64 = 10.0;
 
 const AFTER_HELP: &str = "\
 URL: vnc://[:PASSWORD@]HOST[:PORT] (port 5900 if not given) for a VNC server, or
@@ -39,8 +40,28 @@ A ticket names the ESXi host to connect to, often by a name only the vSphere sid
 maps such names to addresses; without a mapping, a name that does not resolve is replaced by the API's
 address when the console is pinned to the ticket's thumbprints (or with --insecure), and the log says so.
 
-Exit status: 0 success, 1 the server could not be reached or the connection failed, 2 usage error,
-3 authentication failed.";
+`nativevnc COMMAND --help` describes each command's options (type: escapes; key: key names).
+
+Exit status: 0 success, 1 the server could not be reached or the connection failed, 2 usage or
+configuration error, 3 authentication failed.";
+
+const TYPE_HELP: &str = "\
+Backslash escapes work as in printf: \\n presses Return, \\t Tab, \\b Backspace, \\e Escape, and \\\\ types
+one backslash; any other backslash is an error. With --literal the text is typed as it is. Either way, a
+newline or tab character in the text presses Return or Tab.
+
+Only characters that a US keyboard types can be typed: printable ASCII (uppercase letters and shifted
+punctuation are typed with Shift held).
+
+Example: nativevnc type --url vnc://:PASSWORD@HOST:PORT 'echo hello\\n'";
+
+const KEY_HELP: &str = "\
+Key names: esc, ret, tab, spc, backspace, delete, insert, home, end, pgup, pgdn, up, down, left, right,
+f1 to f12, shift, ctrl, alt, altgr, meta, super, caps, sysrq, minus, equal, or one printable ASCII
+character (A is Shift with a). A chord joins names with '-': the keys are pressed in order and released in
+reverse.
+
+Examples: ret, ctrl-alt-f2, alt-sysrq-b, shift-tab, ctrl-c";
 
 #[derive(Parser)]
 #[command(name = "nativevnc", version, about = "Screenshots, typing and keys over VNC", after_help = AFTER_HELP)]
@@ -51,119 +72,168 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Write the server's screen to a file (PNG, or PPM if the name ends in .ppm).
+    /// Write the server's screen to a file: PNG for a name ending in .png, PPM for .ppm.
     Screenshot {
-        #[command(flatten)]
-        server: Server,
-        /// The file to write.
+        /// The file to write, FILE.png or FILE.ppm.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
         /// Seconds to wait for the screen after connecting.
         #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
         timeout: f64,
-    },
-    /// Type text, character by character, as os-autoinst's type_string does ("\n" presses Return).
-    Type {
         #[command(flatten)]
         server: Server,
+    },
+    /// Type text as os-autoinst's type_string does: 'echo hello\n' types the command and presses Return.
+    #[command(after_help = TYPE_HELP)]
+    Type {
         /// Keys per second.
         #[arg(long, default_value_t = 30.0, value_name = "N")]
         rate: f64,
-        /// The text to type.
+        /// Type the text as it is: a backslash is typed as a backslash.
+        #[arg(long)]
+        literal: bool,
+        /// The text to type, with the escapes \n (Return), \t (Tab), \b (Backspace), \e (Escape), \\ (a
+        /// backslash).
         text: String,
-    },
-    /// Press and release a key chord with os-autoinst's key names, such as ctrl-alt-f2 or ret.
-    Key {
         #[command(flatten)]
         server: Server,
+    },
+    /// Press and release a key chord with os-autoinst's key names, such as ret or ctrl-alt-f2.
+    #[command(after_help = KEY_HELP)]
+    Key {
         /// Keys per second (the chord is held for one key's time).
         #[arg(long, default_value_t = 30.0, value_name = "N")]
         rate: f64,
         /// The chord.
         keys: String,
+        #[command(flatten)]
+        server: Server,
     },
     /// Acquire a webmks ticket and print its wss:// URL (it works once, for a limited time).
     Ticket {
         #[command(flatten)]
-        server: Server,
+        console: Console,
     },
     /// Let VNC viewers look at a webmks console: listen on TCP and, for every viewer, take a fresh ticket
     /// and pass the RFB bytes through. Prints the address it listens on.
     Proxy {
-        #[command(flatten)]
-        server: Server,
         /// Where to listen (port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:5900", value_name = "ADDRESS:PORT")]
         listen: std::net::SocketAddr,
         /// Allow listening on an address other than loopback (anyone reaching it sees the console).
         #[arg(long)]
         allow_remote: bool,
+        /// Seconds a viewer's webmks connection may take to open once its ticket is had.
+        #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
+        connect_timeout: f64,
+        #[command(flatten)]
+        console: Console,
     },
 }
 
+/// The screen to work on: a VNC server or a VM's webmks console.
 #[derive(Args)]
 struct Server {
     /// The VNC server, vnc://[:PASSWORD@]HOST[:PORT], or the webmks console,
     /// webmks+https://USER:PASSWORD@HOST[:PORT]/VM.
     #[arg(long, value_name = "URL")]
     url: String,
-    /// Seconds to keep trying to connect.
+    /// Seconds to keep trying to connect (a server that refuses or cannot be reached is tried again).
     #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
     connect_timeout: f64,
-    /// Encodings to offer, by name or number, comma-separated (default: ZRLE, Hextile, Zlib, CopyRect,
-    /// RRE, Raw and the usual pseudo-encodings).
+    /// Encodings to offer, by name or number, comma-separated (default: ZRLE, Hextile, Zlib, CopyRect, RRE, Raw
+    /// and the usual pseudo-encodings). Names: raw, copyrect, rre, hextile, zlib, tight, tightpng, trle, zrle;
+    /// pseudo-encodings desktopsize, extendeddesktopsize, lastrect, cursor, pointertypechange, extkeyevent,
+    /// ledstate, jpeg0 to jpeg9, compress0 to compress9, vmwcursor, vmwcursorstate, vmwcursorposition,
+    /// vmwkeyrepeat, vmwledstate, vmwservercaps, vmwframestamp.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     encodings: Option<Vec<String>>,
     #[arg(long, env = "NATIVEVNC_PASSWORD", hide_env_values = true, hide = true)]
     password: Option<String>,
-    /// webmks: verify nothing about the API's and the console's TLS certificates (issuer, name, validity, key,
+    #[command(flatten)]
+    webmks: WebmksArgs,
+}
+
+/// A VM's webmks console, for `ticket` and `proxy`.
+#[derive(Args)]
+struct Console {
+    /// The VM's webmks console, webmks+https://USER:PASSWORD@HOST[:PORT]/VM.
+    #[arg(long, value_name = "URL")]
+    url: String,
+    #[arg(long, env = "NATIVEVNC_PASSWORD", hide_env_values = true, hide = true)]
+    password: Option<String>,
+    #[command(flatten)]
+    webmks: WebmksArgs,
+}
+
+/// How webmks tickets are had and their consoles verified.
+#[derive(Args)]
+#[command(next_help_heading = "webmks options")]
+struct WebmksArgs {
+    /// Verify nothing about the API's and the console's TLS certificates (issuer, name, validity, key,
     /// handshake signature).
     #[arg(long)]
     insecure: bool,
-    /// webmks: a PEM file of CA certificates to trust besides the system's.
+    /// A PEM file of CA certificates to trust besides the system's.
     #[arg(long, value_name = "FILE")]
     ca_file: Option<String>,
-    /// webmks: the vSphere API certificate's SHA-1 or SHA-256 thumbprint (hex pairs), pinned; several,
+    /// The vSphere API certificate's SHA-1 or SHA-256 thumbprint (hex pairs), pinned; several,
     /// comma-separated, pin any of them (vCenter's and its hosts' for REST tickets).
     #[arg(long, value_name = "HEX[,HEX...]")]
     thumbprint: Option<String>,
-    /// webmks: the vSphere API that gives tickets: soap (ESXi, vCenter), rest (vCenter 7.0 and later), or auto
+    /// The vSphere API that gives tickets: soap (ESXi, vCenter), rest (vCenter 7.0 and later), or auto
     /// (SOAP, REST where the endpoint has no SOAP API).
     #[arg(long, value_name = "soap|rest|auto", default_value = "auto")]
     api: String,
-    /// webmks: addresses to connect to instead of tickets' hosts, NAME=ADDRESS,… (ADDRESS an IP address or a
-    /// host name). Unmapped hosts that do not resolve are replaced by the API's address when the console is
-    /// pinned to the ticket's thumbprints or --insecure is given.
+    /// Addresses to connect to instead of tickets' hosts, NAME=ADDRESS,… (ADDRESS an IP address or a host
+    /// name). Unmapped hosts that do not resolve are replaced by the API's address when the console is pinned
+    /// to the ticket's thumbprints or --insecure is given.
     #[arg(long, value_name = "NAME=ADDRESS,...", default_value = "")]
     ticket_hosts: String,
-    /// webmks: failed ticket requests to retry (the VM may still be starting).
+    /// Failed ticket requests to retry (the VM may still be starting).
     #[arg(long, default_value_t = 2, value_name = "N")]
     ticket_retries: u32,
-    /// webmks: seconds between ticket requests.
+    /// Seconds between ticket requests.
     #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
     ticket_delay: f64,
 }
 
-impl Server {
-    /// The webmks console of a webmks URL; a usage error for a vnc:// URL.
-    fn webmks(&self) -> Result<Webmks> {
-        match Target::parse(&self.url, self.password.clone())? {
-            Target::Webmks { url, password } => self.webmks_console(&url, password.as_deref()),
-            Target::Vnc { .. } => Err(Error::usage("this needs a webmks URL: webmks+https://USER:PASSWORD@HOST/VM")),
+impl WebmksArgs {
+    /// The webmks console at `url`, with this command line's TLS and retry settings. Settings that cannot work
+    /// (a CA file that cannot be used, no password) are usage errors here, before any ticket is asked for.
+    fn console(&self, url: &str, password: Option<&str>) -> Result<Webmks> {
+        let verification =
+            webmks::api_verification(self.insecure, self.ca_file.as_deref(), self.thumbprint.as_deref())?;
+        tls::client_config(&verification, &[])?;
+        let mut webmks = Webmks::from_url(url, None, password, verification)?;
+        if webmks.endpoint.password().is_empty() {
+            return Err(Error::usage(
+                "no password given for the vSphere API: write it into the URL, webmks+https://USER:PASSWORD@HOST/VM, \
+                 or set NATIVEVNC_PASSWORD",
+            ));
         }
-    }
-
-    /// The webmks console at `url`, with this command line's TLS and retry settings.
-    fn webmks_console(&self, url: &str, password: Option<&str>) -> Result<Webmks> {
-        let tls = webmks::api_verification(self.insecure, self.ca_file.as_deref(), self.thumbprint.as_deref())?;
-        let mut webmks = Webmks::from_url(url, None, password, tls)?;
         webmks.retries = self.ticket_retries;
         webmks.retry_delay = seconds(self.ticket_delay, "--ticket-delay")?;
         webmks.hosts = TicketHosts::parse(&self.ticket_hosts)?;
         webmks.endpoint.api = self.api.parse()?;
         Ok(webmks)
     }
+}
 
+impl Console {
+    /// The webmks console of the URL; a usage error for a vnc:// URL.
+    fn webmks(&self) -> Result<Webmks> {
+        match Target::parse(&self.url, self.password.clone())? {
+            Target::Webmks { url, password } => self.webmks.console(&url, password.as_deref()),
+            Target::Vnc { .. } => Err(Error::usage(
+                "this needs a webmks URL, webmks+https://USER:PASSWORD@HOST[:PORT]/VM (a VNC server needs no ticket \
+                 or proxy)",
+            )),
+        }
+    }
+}
+
+impl Server {
     /// What to connect to, with the encodings asked for.
     fn options(&self) -> Result<ConnectOptions> {
         let mut options = match Target::parse(&self.url, self.password.clone())? {
@@ -172,15 +242,20 @@ impl Server {
                 options.credentials = Credentials::new(password);
                 options
             }
-            Target::Webmks { url, password } => ConnectOptions::webmks(self.webmks_console(&url, password.as_deref())?),
+            Target::Webmks { url, password } => ConnectOptions::webmks(self.webmks.console(&url, password.as_deref())?),
         };
         if let Some(names) = &self.encodings {
-            options.config.encodings = names
-                .iter()
-                .map(|n| encoding::parse(n).ok_or_else(|| Error::usage(format!("unknown encoding '{n}'"))))
-                .collect::<Result<_>>()?;
+            options.config.encodings = names.iter().map(|n| parse_encoding(n)).collect::<Result<_>>()?;
         }
         Ok(options)
+    }
+}
+
+/// An encoding of `--encodings`, by name or by the number of one this client knows.
+fn parse_encoding(name: &str) -> Result<i32> {
+    match encoding::parse(name) {
+        Some(n) if encoding::name(n) != "unknown" => Ok(n),
+        _ => Err(Error::usage(format!("unknown encoding '{name}': see --help for the names (or their numbers)"))),
     }
 }
 
@@ -190,19 +265,22 @@ fn seconds(s: f64, what: &str) -> Result<Duration> {
 
 /// Connects, retrying refused or timed-out attempts until the connect timeout is used up, and waits for
 /// the first screen, by which time the server has also said which extensions (scancodes) it accepts.
-fn connect(server: &Server, screen_timeout: Duration) -> Result<Client> {
+fn connect(server: &Server, screen_timeout: f64) -> Result<Client> {
     let mut client = connect_only(server)?;
     client.request_update(false, None)?;
-    if !client.wait_update(screen_timeout)? {
-        return Err(Error::timeout(format!("the server sent no screen within {} s", screen_timeout.as_secs_f64())));
+    if !client.wait_update(seconds(screen_timeout, "--timeout")?)? {
+        return Err(Error::timeout(format!("the server sent no screen within {screen_timeout} s")));
     }
     Ok(client)
 }
 
+/// Connects; a failure that another attempt may cure is said at once (and again when it changes), then
+/// retried until `--connect-timeout` has passed.
 fn connect_only(server: &Server) -> Result<Client> {
     let template = server.options()?;
     let deadline = Instant::now() + seconds(server.connect_timeout, "--connect-timeout")?;
     let mut client = Client::new();
+    let mut said = String::new();
     loop {
         let mut options = template.clone();
         options.connect_timeout = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
@@ -213,15 +291,35 @@ fn connect_only(server: &Server) -> Result<Client> {
         match result {
             Ok(_) => return Ok(client),
             Err(e) if matches!(e.kind(), ErrorKind::Connect | ErrorKind::Timeout) && Instant::now() < deadline => {
+                if e.message() != said {
+                    let limit = server.connect_timeout;
+                    eprintln!("nativevnc: {e}; trying again until {limit} s have passed (--connect-timeout)");
+                    said = e.message().to_owned();
+                }
                 sleep(Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now())));
+            }
+            Err(e) if !said.is_empty() => {
+                return Err(e.context(format!("no connection within {} s", server.connect_timeout)))
             }
             Err(e) => return Err(e),
         }
     }
 }
 
+/// Checks that `out` names a format the screenshot can be written in.
+fn check_image_name(out: &Path) -> Result<()> {
+    match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("png" | "ppm") => Ok(()),
+        _ => Err(Error::usage(format!(
+            "--out {}: the file name must end in .png (PNG) or .ppm (PPM), the formats a screenshot is written in",
+            out.display()
+        ))),
+    }
+}
+
 fn screenshot(server: &Server, out: &Path, timeout: f64) -> Result<()> {
-    let client = connect(server, seconds(timeout, "--timeout")?)?;
+    check_image_name(out)?;
+    let client = connect(server, timeout)?;
     let image = client.with_framebuffer(Image::from_framebuffer)?.ok_or_else(|| Error::protocol("no screen"))?;
     image.write(out)?;
     println!("{}", out.display());
@@ -249,8 +347,40 @@ fn delay_for(rate: f64) -> Result<Duration> {
     seconds(1.0 / rate, "--rate")
 }
 
-fn type_text(server: &Server, rate: f64, text: &str) -> Result<()> {
+/// The text with printf's escapes \n, \t, \b, \e and \\ replaced by the characters they stand for.
+fn unescape(text: &str) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next() {
+            Some('n') => '\n',
+            Some('t') => '\t',
+            Some('b') => '\x08',
+            Some('e') => '\x1b',
+            Some('\\') => '\\',
+            Some(other) => {
+                return Err(Error::usage(format!(
+                    "unknown escape '\\{other}' in the text: \\n presses Return, \\t Tab, \\b Backspace, \\e Escape, \
+                     \\\\ types a backslash; --literal types the text as it is"
+                )))
+            }
+            None => {
+                return Err(Error::usage(
+                    "the text ends in a single backslash: write \\\\ to type a backslash, or give --literal",
+                ))
+            }
+        });
+    }
+    Ok(out)
+}
+
+fn type_text(server: &Server, rate: f64, text: &str, literal: bool) -> Result<()> {
     let delay = delay_for(rate)?;
+    let text = if literal { text.to_owned() } else { unescape(text)? };
     let chords: Vec<Vec<u32>> =
         text.chars().filter_map(keys::key_name_for_char).map(|name| keys::chord(&name)).collect::<Result<_>>()?;
     let client = connect(server, SCREEN_TIMEOUT)?;
@@ -263,6 +393,9 @@ fn type_text(server: &Server, rate: f64, text: &str) -> Result<()> {
 fn press(server: &Server, rate: f64, keys: &str) -> Result<()> {
     let delay = delay_for(rate)?;
     let keysyms = keys::chord(keys)?;
+    if keysyms.is_empty() {
+        return Err(Error::usage(format!("no key in '{keys}': name a key or a chord, such as ret or ctrl-alt-f2")));
+    }
     let client = connect(server, SCREEN_TIMEOUT)?;
     chord(&client, &keysyms, delay)?;
     client.flush(Duration::from_secs(10))
@@ -272,12 +405,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Screenshot { server, out, timeout } => screenshot(server, out, *timeout),
-        Command::Type { server, rate, text } => type_text(server, *rate, text),
+        Command::Type { server, rate, literal, text } => type_text(server, *rate, text, *literal),
         Command::Key { server, rate, keys } => press(server, *rate, keys),
-        Command::Ticket { server } => server.webmks().and_then(|w| proxy::print_ticket(&w)),
-        Command::Proxy { server, listen, allow_remote } => server
+        Command::Ticket { console } => console.webmks().and_then(|w| proxy::print_ticket(&w)),
+        Command::Proxy { console, listen, allow_remote, connect_timeout } => console
             .webmks()
-            .and_then(|w| proxy::run(*listen, *allow_remote, w, seconds(server.connect_timeout, "--connect-timeout")?)),
+            .and_then(|w| proxy::run(*listen, *allow_remote, w, seconds(*connect_timeout, "--connect-timeout")?)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -288,6 +421,41 @@ fn main() -> ExitCode {
                 ErrorKind::Auth => 3,
                 _ => 1,
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_are_printf_s() {
+        assert_eq!(unescape(r"echo hello\n").unwrap(), "echo hello\n");
+        assert_eq!(unescape(r"a\tb\\n\b\e").unwrap(), "a\tb\\n\x08\x1b");
+        assert_eq!(unescape("line\n").unwrap(), "line\n");
+        let e = unescape(r"C:\temp\x").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        assert!(e.message().starts_with(r"unknown escape '\x' in the text"), "{e}");
+        assert!(unescape(r"end\").unwrap_err().message().contains("single backslash"));
+    }
+
+    #[test]
+    fn encodings_must_be_known() {
+        assert_eq!(parse_encoding("hextile").unwrap(), encoding::HEXTILE);
+        assert_eq!(parse_encoding("-258").unwrap(), encoding::QEMU_EXT_KEY_EVENT);
+        for bad in ["999", "h264", "jpeg10"] {
+            assert_eq!(parse_encoding(bad).unwrap_err().kind(), ErrorKind::Usage, "{bad}");
+        }
+    }
+
+    #[test]
+    fn screenshots_are_png_or_ppm() {
+        for good in ["a.png", "dir/b.PPM", "c.Png"] {
+            assert!(check_image_name(Path::new(good)).is_ok(), "{good}");
+        }
+        for bad in ["x.jpg", "noext", "x.png.gz"] {
+            assert_eq!(check_image_name(Path::new(bad)).unwrap_err().kind(), ErrorKind::Usage, "{bad}");
         }
     }
 }

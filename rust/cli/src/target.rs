@@ -33,6 +33,9 @@ impl Target {
     /// Parses `--url`; `env_password` (NATIVEVNC_PASSWORD) is used when a vnc:// URL has no password, and
     /// replaces the vSphere password of a webmks URL.
     pub fn parse(s: &str, env_password: Option<String>) -> Result<Target> {
+        if !s.contains("://") {
+            return Err(no_scheme(s));
+        }
         let url = Url::parse(s).map_err(|e| Error::usage(format!("invalid URL: {e}")))?;
         match url.scheme() {
             "vnc" => {}
@@ -51,6 +54,11 @@ impl Target {
         if !matches!(url.path(), "" | "/") || url.query().is_some() {
             return Err(Error::usage("a vnc:// URL has no path or query: use vnc://[:PASSWORD@]HOST[:PORT]"));
         }
+        if !url.username().is_empty() {
+            return Err(Error::usage(
+                "a vnc:// URL has no user name: put a colon before the password, vnc://:PASSWORD@HOST[:PORT]",
+            ));
+        }
         let password = match url.password() {
             Some(p) => Some(
                 percent_decode_str(p)
@@ -61,6 +69,18 @@ impl Target {
             None => env_password,
         };
         Ok(Target::Vnc { host, port: url.port().unwrap_or(5900), password })
+    }
+}
+
+/// The error for `--url` without a scheme, such as `127.0.0.1:5901` (or `vnc:` without the slashes): the URL to
+/// write instead. The text is only repeated when it holds no `@`, so that no password is shown.
+fn no_scheme(s: &str) -> Error {
+    let webmks = "webmks+https://USER:PASSWORD@HOST[:PORT]/VM for a VM's console";
+    if s.contains('@') || s.is_empty() {
+        Error::usage(format!("the URL has no scheme: write vnc://[:PASSWORD@]HOST[:PORT] for a VNC server, {webmks}"))
+    } else {
+        let address = s.strip_prefix("vnc:").unwrap_or(s);
+        Error::usage(format!("'{s}' is not a URL: write vnc://{address} for a VNC server, or {webmks}"))
     }
 }
 
@@ -96,6 +116,34 @@ mod tests {
     fn rejects_what_it_cannot_use() {
         for bad in ["http://host:5900", "vnc://", "vnc://host:5900/path", "not a url", "vnc://host:99999"] {
             assert!(Target::parse(bad, None).is_err(), "{bad}");
+        }
+    }
+
+    fn usage_message(url: &str) -> String {
+        let e = Target::parse(url, None).unwrap_err();
+        assert_eq!(e.kind(), nativevnc::error::ErrorKind::Usage, "{url}: {e}");
+        e.message().to_owned()
+    }
+
+    #[test]
+    fn a_missing_scheme_suggests_one() {
+        assert!(
+            usage_message("127.0.0.1:6602").starts_with("'127.0.0.1:6602' is not a URL: write vnc://127.0.0.1:6602")
+        );
+        assert!(usage_message("localhost").contains("write vnc://localhost for a VNC server, or webmks+https://"));
+        assert!(usage_message("vnc:host:5901").contains("write vnc://host:5901 for"));
+        let m = usage_message(":hunter2@host:5901");
+        assert!(
+            m.starts_with("the URL has no scheme: write vnc://[:PASSWORD@]HOST[:PORT]") && !m.contains("hunter2"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn a_user_name_is_a_forgotten_colon() {
+        for url in ["vnc://hunter2@127.0.0.1:5911", "vnc://user:hunter2@host"] {
+            let m = usage_message(url);
+            assert!(m.contains("put a colon before the password, vnc://:PASSWORD@") && !m.contains("hunter2"), "{m}");
         }
     }
 

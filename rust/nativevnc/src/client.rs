@@ -496,7 +496,7 @@ impl Client {
             Err(_) => {
                 let st = self.shared.lock();
                 Err(st.error.clone().unwrap_or_else(|| {
-                    Error::timeout(format!("queued input was not sent within {} s", timeout.as_secs_f64()))
+                    Error::timeout(format!("queued input was not sent within {}", show_seconds(timeout)))
                 }))
             }
         }
@@ -650,16 +650,22 @@ async fn open(shared: &Shared, generation: u64, options: &ConnectOptions) -> Res
     };
     let result = match tokio::time::timeout(timeout, connect).await {
         Ok(result) => result,
-        Err(_) => Err(Error::timeout(format!(
-            "connecting to {description} did not finish within {} s",
-            timeout.as_secs_f64()
-        ))),
+        Err(_) => {
+            Err(Error::timeout(format!("connecting to {description} did not finish within {}", show_seconds(timeout))))
+        }
     };
     // The ticket is used (or failed): the API session is not needed any more.
     if let Some((webmks, session)) = api {
         webmks.logout(session).await;
     }
     result
+}
+
+/// A duration for messages, rounded: "3 s", "2.5 s", "20 s".
+fn show_seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    let shown = if s >= 10.0 { format!("{s:.0}") } else { format!("{s:.1}") };
+    format!("{} s", shown.strip_suffix(".0").unwrap_or(&shown))
 }
 
 /// Reads once into the session and processes what arrived.
@@ -857,6 +863,14 @@ fn publish(shared: &Shared, generation: u64, session: &mut Session) {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+
+    #[test]
+    fn durations_are_shown_rounded() {
+        assert_eq!(show_seconds(Duration::from_nanos(2_999_994_589)), "3 s");
+        assert_eq!(show_seconds(Duration::from_millis(2_500)), "2.5 s");
+        assert_eq!(show_seconds(Duration::from_millis(19_700)), "20 s");
+        assert_eq!(show_seconds(Duration::from_millis(40)), "0 s");
+    }
 
     /// `w` x `h` raw pixels of value `px` at 0,0, as one FramebufferUpdate, after a DesktopSize if `resize`.
     fn full_update(w: u16, h: u16, px: u8, resize: bool) -> Vec<u8> {

@@ -20,7 +20,7 @@ pub enum ProtocolError {
     NoSecurityType(Vec<u8>),
     #[error("the server requires a password, but none was given")]
     PasswordRequired,
-    #[error("authentication failed: {0}")]
+    #[error("{}", authentication_failed(.0))]
     AuthenticationFailed(String),
     #[error("unsupported pixel format: {0}")]
     UnsupportedPixelFormat(String),
@@ -36,6 +36,15 @@ pub enum ProtocolError {
     Malformed { encoding: &'static str, what: String },
     #[error("{what} of {size} bytes exceeds the limit of {limit} bytes")]
     TooLarge { what: &'static str, size: u64, limit: u64 },
+}
+
+/// "authentication failed: REASON", without saying it twice when the server's reason already does.
+fn authentication_failed(reason: &str) -> String {
+    const SAID: &str = "authentication failed";
+    match reason.get(..SAID.len()) {
+        Some(start) if start.eq_ignore_ascii_case(SAID) => format!("{SAID}{}", &reason[SAID.len()..]),
+        _ => format!("{SAID}: {reason}"),
+    }
 }
 
 impl ProtocolError {
@@ -145,3 +154,16 @@ impl From<ProtocolError> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authentication_failures_say_so_once() {
+        let said = |reason: &str| ProtocolError::AuthenticationFailed(reason.into()).to_string();
+        assert_eq!(said("Authentication failed (wrong VNC password?)"), "authentication failed (wrong VNC password?)");
+        assert_eq!(said("too many authentication attempts"), "authentication failed: too many authentication attempts");
+        assert_eq!(said("Auth"), "authentication failed: Auth");
+    }
+}

@@ -125,9 +125,96 @@ pub fn keymap() -> Vec<(String, Vec<u32>)> {
     names.filter_map(|n| name_keysyms(&n).map(|k| (n, k))).collect()
 }
 
-/// The error os-autoinst's `die_on_invalid_mapping` raises for an unknown key name.
+/// Names other programs give keys that os-autoinst names differently (compared in lowercase, without an
+/// X11 `_l`/`_r` side suffix).
+const OTHER_NAMES: &[(&str, &str)] = &[
+    ("return", "ret"),
+    ("enter", "ret"),
+    ("escape", "esc"),
+    ("space", "spc"),
+    ("control", "ctrl"),
+    ("page_up", "pgup"),
+    ("pageup", "pgup"),
+    ("prior", "pgup"),
+    ("page_down", "pgdn"),
+    ("pagedown", "pgdn"),
+    ("next", "pgdn"),
+    ("del", "delete"),
+    ("ins", "insert"),
+    ("win", "super"),
+    ("windows", "super"),
+    ("caps_lock", "caps"),
+    ("capslock", "caps"),
+    ("print", "sysrq"),
+    ("sys_req", "sysrq"),
+    ("iso_level3_shift", "altgr"),
+];
+
+/// The os-autoinst key name `name` was probably meant to be: the same name in another case or with X11's
+/// spelling, or one with a single typo.
+fn nearest_name(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    let bare = lower.strip_suffix("_l").or_else(|| lower.strip_suffix("_r")).unwrap_or(&lower);
+    if let Some(&(known, _)) = NAMED_KEYS.iter().find(|(n, _)| *n == bare) {
+        return Some(known);
+    }
+    if let Some(&(_, known)) = OTHER_NAMES.iter().find(|(other, _)| *other == bare) {
+        return Some(known);
+    }
+    NAMED_KEYS
+        .iter()
+        .map(|&(n, _)| n)
+        .filter(|n| !(is_function_key(n) && is_function_key(bare)))
+        .find(|n| edit_distance(n, bare) == 1)
+}
+
+/// Whether `name` looks like a function key's, `f` and a number.
+fn is_function_key(name: &str) -> bool {
+    name.len() > 1 && name.starts_with('f') && name[1..].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Levenshtein distance.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// The error for a key name os-autoinst has no mapping for. It starts like os-autoinst's
+/// (`No map for 'NAME'`) and says what would work instead.
 fn no_map(name: &str) -> Error {
-    Error::usage(format!("No map for '{name}' - layouts other than en-us are not supported"))
+    let shown = name.escape_debug();
+    let mut chars = name.chars();
+    let why = match (chars.next(), chars.next()) {
+        (None, _) => "an empty key name (a chord joins key names with '-', as in ctrl-alt-f2; the key '-' is \
+                      'minus')"
+            .to_owned(),
+        (Some(c), None) => format!(
+            "no key of a US keyboard types {} (U+{:04X}); only the characters a US keyboard types (printable \
+             ASCII) are supported",
+            if c.is_control() { "this control character" } else { "this character" },
+            u32::from(c)
+        ),
+        _ => {
+            let guess = nearest_name(name).map(|n| format!("did you mean '{n}'? ")).unwrap_or_default();
+            let names: Vec<&str> = NAMED_KEYS.iter().map(|&(n, _)| n).filter(|n| !is_function_key(n)).collect();
+            format!(
+                "not a key name; {guess}key names are {}, f1 to f12, and single characters as a US keyboard types \
+                 them",
+                names.join(", ")
+            )
+        }
+    };
+    Error::usage(format!("No map for '{shown}': {why}"))
 }
 
 /// Keysyms of a chord like `"ctrl-alt-f2"`, `"A"`, `"@"`, `"ret"`, in press order (os-autoinst's
@@ -138,8 +225,8 @@ fn no_map(name: &str) -> Error {
 ///
 /// # Errors
 ///
-/// [`crate::error::ErrorKind::Usage`] for the first name os-autoinst cannot map, with its message
-/// `No map for '<key>' - layouts other than en-us are not supported`.
+/// [`crate::error::ErrorKind::Usage`] for the first name os-autoinst cannot map: `No map for '<key>': `, as
+/// os-autoinst's message begins, and what would work instead.
 pub fn chord(keys: &str) -> Result<Vec<u32>, Error> {
     let mut names: Vec<&str> = keys.split('-').collect();
     while names.last() == Some(&"") {
@@ -306,13 +393,14 @@ mod tests {
     use crate::error::ErrorKind;
 
     fn no_map_message(name: &str) -> String {
-        format!("No map for '{name}' - layouts other than en-us are not supported")
+        no_map(name).message().to_owned()
     }
 
     fn assert_no_map(keys: &str, name: &str) {
         let err = chord(keys).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Usage, "{keys:?}");
         assert_eq!(err.message(), no_map_message(name), "{keys:?}");
+        assert!(err.message().starts_with(&format!("No map for '{}': ", name.escape_debug())), "{err}");
     }
 
     #[test]
@@ -346,6 +434,47 @@ mod tests {
         assert_no_map("Ret", "Ret");
         assert_no_map("\u{1}", "\u{1}");
         assert_no_map("\u{80}", "\u{80}");
+    }
+
+    #[test]
+    fn unknown_names_suggest_the_nearest() {
+        let said = |keys: &str| chord(keys).unwrap_err().message().to_owned();
+        for (wrong, meant) in [
+            ("Return", "ret"),
+            ("enter", "ret"),
+            ("Ret", "ret"),
+            ("Escape", "esc"),
+            ("Control_L", "ctrl"),
+            ("Shift_R", "shift"),
+            ("F2", "f2"),
+            ("Page_Up", "pgup"),
+            ("BackSpace", "backspace"),
+            ("ctl", "ctrl"),
+            ("dlete", "delete"),
+        ] {
+            let m = said(wrong);
+            assert!(m.starts_with(&format!("No map for '{wrong}': not a key name; did you mean '{meant}'? ")), "{m}");
+            assert!(m.contains("key names are esc, down, ") && m.contains(", f1 to f12, "), "{m}");
+            assert!(!m.contains("layout"), "{m}");
+        }
+        for unlike in ["nosuchkey", "f13", "f0"] {
+            assert!(!said(unlike).contains("did you mean"), "{unlike}");
+        }
+    }
+
+    #[test]
+    fn characters_without_a_key_are_named() {
+        assert_eq!(
+            chord("ü").unwrap_err().message(),
+            "No map for 'ü': no key of a US keyboard types this character (U+00FC); only the characters a US \
+             keyboard types (printable ASCII) are supported"
+        );
+        let control = chord("\u{7}").unwrap_err();
+        assert!(
+            control.message().starts_with("No map for '\\u{7}': no key of a US keyboard types this control"),
+            "{control}"
+        );
+        assert!(chord("-a").unwrap_err().message().starts_with("No map for '': an empty key name"));
     }
 
     #[test]

@@ -110,7 +110,10 @@ impl Webmks {
                 Ok(acquired) => return Ok(acquired),
                 Err(e) if e.retryable() && left > 0 => {
                     let e = Error::from(e);
-                    log(format!("{e}, trying {left} more times"));
+                    log(match left {
+                        1 => format!("{e}, trying once more"),
+                        _ => format!("{e}, trying {left} more times"),
+                    });
                     left -= 1;
                     tokio::time::sleep(self.retry_delay).await;
                 }
@@ -192,6 +195,6 @@ mod tests {
         let refused = format!("vSphere: connecting to 127.0.0.1:{port}: ");
         assert!(e.message().starts_with(&format!("no webmks ticket after 2 tries: {refused}")), "{e}");
         assert_eq!(logged.len(), 1);
-        assert!(logged[0].starts_with(&refused) && logged[0].ends_with(", trying 1 more times"), "{logged:?}");
+        assert!(logged[0].starts_with(&refused) && logged[0].ends_with(", trying once more"), "{logged:?}");
     }
 }
