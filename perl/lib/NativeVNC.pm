@@ -2,7 +2,7 @@ package NativeVNC;
 
 use v5.36;
 
-our $VERSION = '0.01';
+our $VERSION = 'v0.1.0';
 
 require XSLoader;
 XSLoader::load('NativeVNC', $VERSION);

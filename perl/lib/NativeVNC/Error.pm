@@ -3,6 +3,8 @@ package NativeVNC::Error;
 use v5.36;
 use overload '""' => sub ($self, @) { $self->{message} }, fallback => 1;
 
+our $VERSION = 'v0.1.0';
+
 sub kind ($self) { $self->{kind} }
 sub message ($self) { $self->{message} }
 

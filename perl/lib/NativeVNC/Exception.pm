@@ -3,6 +3,8 @@ package NativeVNC::Exception;
 use v5.36;
 use overload '""' => sub ($self, @) { $self->error }, fallback => 1;
 
+our $VERSION = 'v0.1.0';
+
 sub new ($class, %args) { bless {%args}, $class }
 sub throw ($class, %args) { die $class->new(%args) }
 sub rethrow ($self) { die $self }

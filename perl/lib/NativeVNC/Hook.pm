@@ -2,7 +2,7 @@ package NativeVNC::Hook;
 
 use v5.36;
 
-our $VERSION = '0.1.0';
+our $VERSION = 'v0.1.0';
 
 # The native client for a job that asks for it with VNC_CLIENT=native, else nothing.
 sub native_console ($class, @args) {
@@ -35,7 +35,7 @@ NativeVNC::Hook - let os-autoinst jobs choose the native VNC client with C<VNC_C
 In the worker's environment (for example a systemd drop-in of the openQA worker service):
 
   PERL5OPT=-MNativeVNC::Hook
-  PERL5LIB=/path/to/NativeVNC/lib:/path/to/NativeVNC/arch   # unless installed into Perl's site directories
+  PERL5LIB=/path/to/NativeVNC/blib/lib:/path/to/NativeVNC/blib/arch   # only for a build that is not installed
 
 and in a job (or test suite, or machine) that should use it:
 

@@ -2,6 +2,8 @@ package NativeVNC::Image;
 
 use v5.36;
 
+our $VERSION = 'v0.1.0';
+
 require NativeVNC;
 
 1;

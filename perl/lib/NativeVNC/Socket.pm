@@ -4,6 +4,8 @@ use v5.36;
 use Scalar::Util 'weaken';
 use Symbol 'gensym';
 
+our $VERSION = 'v0.1.0';
+
 # A file handle standing for a consoles::NativeVNC connection, so that code written for consoles::VNC's
 # IO::Socket (`close($vnc->socket)`, `$vnc->socket->close`) closes the native connection.
 sub new ($class, $vnc) {

@@ -9,7 +9,7 @@ use NativeVNC;
 use NativeVNC::Exception;
 use NativeVNC::Socket;
 
-our $VERSION = $NativeVNC::VERSION;
+our $VERSION = 'v0.1.0';
 
 # Whether the framebuffer is a tinycv::Image (os-autoinst's image library) or a NativeVNC::Image. Decided on
 # first use; tests may set it.

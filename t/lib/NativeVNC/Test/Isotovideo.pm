@@ -37,7 +37,11 @@ API, C<VMWARE_DATASTORE=datastore1>, one CPU, 256 MiB); the hosts, passwords and
 (C<VIRSH_HOSTNAME>, C<VIRSH_PASSWORD>, C<VIRSH_GUEST>, C<VMWARE_HOST>, C<VMWARE_PASSWORD>,
 C<VMWARE_SERIAL_PORT>, C<PASSWORD>). Then it runs
 C<isotovideo> there in its own process group with C<PERL5OPT=-MNativeVNC::Hook> and the build's F<blib> in
-C<PERL5LIB>, as the README's worker set-up does. C<pid>, C<pool>, C<finish($timeout)> (true once it exited),
+C<PERL5LIB>, as the README's worker set-up does. Given a hash reference of options first,
+C<start({installed =E<gt> 1}, %vars)> leaves C<PERL5LIB> and C<PERL5OPT> as they are instead: the job loads
+the NativeVNC installed on the system (say, from the Debian package) if the caller's C<PERL5OPT> loads the hook,
+as a worker whose only set-up is the systemd drop-in does.
+C<pid>, C<pool>, C<finish($timeout)> (true once it exited),
 C<result> (C<ok> when every module in F<test_order.json> passed, otherwise each module's result), C<results>
 (module name to result), C<log>, C<stop> (also on DESTROY).
 
@@ -72,7 +76,9 @@ sub _svirt_vars () {
     );
 }
 
-sub start ($class, %vars) {
+sub start ($class, @args) {
+    my %opt = ref $args[0] eq 'HASH' ? %{ shift @args } : ();
+    my %vars = @args;
     my $root = repo_root();
     my $pool = tempdir('nativevnc-isotovideo-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{NATIVEVNC_KEEP_TMP});
     my $backend = $vars{BACKEND} // 'qemu';
@@ -90,8 +96,8 @@ sub start ($class, %vars) {
     open my $fh, '>', "$pool/vars.json" or die "$pool/vars.json: $!";
     print {$fh} $json->encode(\%all);
     close $fh;
-    local $ENV{PERL5OPT} = '-MNativeVNC::Hook';
-    local $ENV{PERL5LIB} = join ':', "$root/blib/lib", "$root/blib/arch", $ENV{PERL5LIB} // ();
+    local $ENV{PERL5OPT} = '-MNativeVNC::Hook' unless $opt{installed};
+    local $ENV{PERL5LIB} = join ':', "$root/blib/lib", "$root/blib/arch", $ENV{PERL5LIB} // () unless $opt{installed};
     my $self = bless { pool => $pool, owner => $$ }, $class;
     # isotovideo reads vars.json from its working directory.
     $self->{pid} = spawn_group(['isotovideo'], log => "$pool/isotovideo.log", dir => $pool);
