@@ -367,6 +367,17 @@ fn error_conversion() {
             Connect,
             "vSphere: TLS handshake with a:443 failed: reset",
         ),
+        (
+            TicketError::Tls(Error::usage("CA file ca.pem contains no PEM certificate")),
+            Setup,
+            "vSphere: CA file ca.pem contains no PEM certificate",
+        ),
+        (
+            TicketError::Rest { status: 503, error_type: "SERVICE_UNAVAILABLE".into(), message: "busy".into() },
+            Connect,
+            "vSphere: REST API error SERVICE_UNAVAILABLE (HTTP 503): busy",
+        ),
+        (TicketError::Unsupported("no REST API".into()), Setup, "vSphere: no REST API"),
         (TicketError::InvalidLogin, Auth, "vSphere login failed: incorrect user name or password"),
     ];
     for (e, kind, message) in cases {
