@@ -13,11 +13,15 @@ nvx_opt(pTHX_ HV *hv, const char *key)
     return v && SvOK(*v) ? *v : NULL;
 }
 
+/* The option's seconds as milliseconds, or dflt_ms when it is not given. */
 static uint32_t
-nvx_ms(pTHX_ HV *hv, const char *key, double dflt)
+nvx_ms(pTHX_ HV *hv, const char *key, uint32_t dflt_ms)
 {
     SV *v = nvx_opt(aTHX_ hv, key);
-    double s = v ? SvNV(v) : dflt;
+    double s;
+    if (!v)
+        return dflt_ms;
+    s = SvNV(v);
     if (s < 0.001)
         s = 0.001;
     if (s > 4000000.0)
@@ -153,42 +157,42 @@ connect(nv_client *c, HV *opts)
     SV *v;
     int32_t *encodings = NULL;
   CODE:
-    Zero(&o, 1, nv_connect_options);
-    v = nvx_opt(aTHX_ opts, "host");
-    o.host = v ? SvPVutf8_nolen(v) : "localhost";
-    v = nvx_opt(aTHX_ opts, "port");
-    o.port = (uint16_t)(v ? SvUV(v) : 5900);
-    v = nvx_opt(aTHX_ opts, "password");
-    o.password = v ? SvPVutf8_nolen(v) : NULL;
-    o.connect_timeout_ms = nvx_ms(aTHX_ opts, "connect_timeout", 20);
-    o.io_timeout_ms = nvx_ms(aTHX_ opts, "io_timeout", 60);
-    v = nvx_opt(aTHX_ opts, "depth");
-    o.depth = (uint8_t)(v ? SvUV(v) : 0);
-    v = nvx_opt(aTHX_ opts, "keep_server_format");
-    o.keep_server_format = v && SvTRUE(v);
-    v = nvx_opt(aTHX_ opts, "shared");
-    o.shared = v ? SvTRUE(v) : 1;
-    v = nvx_opt(aTHX_ opts, "scancode_keys");
-    o.scancode_keys = v ? SvTRUE(v) : 1;
-    v = nvx_opt(aTHX_ opts, "webmks_url");
-    o.webmks_url = v ? SvPVutf8_nolen(v) : NULL;
-    v = nvx_opt(aTHX_ opts, "vm");
-    o.webmks_vm = v ? SvPVutf8_nolen(v) : NULL;
-    v = nvx_opt(aTHX_ opts, "webmks_password");
-    o.webmks_password = v ? SvPVutf8_nolen(v) : NULL;
-    v = nvx_opt(aTHX_ opts, "ticket_attempts");
-    o.ticket_retries = (uint32_t)(v ? SvUV(v) : 11);
-    o.ticket_delay_ms = nvx_ms(aTHX_ opts, "ticket_delay", 5);
-    v = nvx_opt(aTHX_ opts, "insecure");
-    o.insecure = v && SvTRUE(v);
-    v = nvx_opt(aTHX_ opts, "ca_file");
-    o.ca_file = v ? SvPVutf8_nolen(v) : NULL;
-    v = nvx_opt(aTHX_ opts, "thumbprint");
-    o.thumbprint = v ? SvPVutf8_nolen(v) : NULL;
-    v = nvx_opt(aTHX_ opts, "hosts");
-    o.ticket_hosts = v ? SvPVutf8_nolen(v) : NULL;
-    v = nvx_opt(aTHX_ opts, "api");
-    o.api = v ? SvPVutf8_nolen(v) : NULL;
+    nv_connect_defaults(&o);
+    if ((v = nvx_opt(aTHX_ opts, "host")))
+        o.host = SvPVutf8_nolen(v);
+    if ((v = nvx_opt(aTHX_ opts, "port")))
+        o.port = (uint16_t)SvUV(v);
+    if ((v = nvx_opt(aTHX_ opts, "password")))
+        o.password = SvPVutf8_nolen(v);
+    o.connect_timeout_ms = nvx_ms(aTHX_ opts, "connect_timeout", o.connect_timeout_ms);
+    o.io_timeout_ms = nvx_ms(aTHX_ opts, "io_timeout", o.io_timeout_ms);
+    if ((v = nvx_opt(aTHX_ opts, "depth")))
+        o.depth = (uint8_t)SvUV(v);
+    if ((v = nvx_opt(aTHX_ opts, "keep_server_format")))
+        o.keep_server_format = SvTRUE(v);
+    if ((v = nvx_opt(aTHX_ opts, "shared")))
+        o.shared = SvTRUE(v);
+    if ((v = nvx_opt(aTHX_ opts, "scancode_keys")))
+        o.scancode_keys = SvTRUE(v);
+    if ((v = nvx_opt(aTHX_ opts, "webmks_url")))
+        o.webmks_url = SvPVutf8_nolen(v);
+    if ((v = nvx_opt(aTHX_ opts, "vm")))
+        o.vm = SvPVutf8_nolen(v);
+    if ((v = nvx_opt(aTHX_ opts, "webmks_password")))
+        o.webmks_password = SvPVutf8_nolen(v);
+    if ((v = nvx_opt(aTHX_ opts, "ticket_attempts")))
+        o.ticket_attempts = (uint32_t)SvUV(v);
+    o.ticket_delay_ms = nvx_ms(aTHX_ opts, "ticket_delay", o.ticket_delay_ms);
+    if ((v = nvx_opt(aTHX_ opts, "insecure")))
+        o.insecure = SvTRUE(v);
+    if ((v = nvx_opt(aTHX_ opts, "ca_file")))
+        o.ca_file = SvPVutf8_nolen(v);
+    if ((v = nvx_opt(aTHX_ opts, "thumbprint")))
+        o.thumbprint = SvPVutf8_nolen(v);
+    if ((v = nvx_opt(aTHX_ opts, "hosts")))
+        o.hosts = SvPVutf8_nolen(v);
+    if ((v = nvx_opt(aTHX_ opts, "api")))
+        o.api = SvPVutf8_nolen(v);
     v = nvx_opt(aTHX_ opts, "encodings");
     if (v) {
         AV *av;

@@ -19,25 +19,11 @@ nvx_boot(pTHX_ XSUBADDR_t boot, CV *cv, SV **mark)
     PUTBACK;
 }
 
-static const char *
-nvx_kind_name(int32_t kind)
-{
-    switch (kind) {
-    case 1: return "connect";
-    case 2: return "auth";
-    case 3: return "protocol";
-    case 4: return "timeout";
-    case 5: return "usage";
-    case 7: return "setup";
-    default: return "internal";
-    }
-}
-
 void
 nvx_croak(pTHX_ nv_error *err)
 {
     HV *hv = newHV();
-    const char *kind = nvx_kind_name(err ? err->kind : 6);
+    const char *kind = nv_error_kind_name(err ? err->kind : NV_ERROR_INTERNAL);
     (void)hv_stores(hv, "kind", newSVpv(kind, 0));
     (void)hv_stores(hv, "message", newSVpv(err && err->message ? err->message : "unknown error", 0));
     nv_error_free(err);
@@ -106,6 +92,26 @@ default_encodings()
     EXTEND(SP, (SSize_t)n);
     for (i = 0; i < n; i++)
         mPUSHi(list[i]);
+
+SV *
+connect_defaults()
+  PREINIT:
+    nv_connect_options o;
+    HV *d;
+  CODE:
+    nv_connect_defaults(&o);
+    d = newHV();
+    (void)hv_stores(d, "host", newSVpv(o.host, 0));
+    (void)hv_stores(d, "port", newSVuv(o.port));
+    (void)hv_stores(d, "connect_timeout", newSVnv(o.connect_timeout_ms / 1000.0));
+    (void)hv_stores(d, "io_timeout", newSVnv(o.io_timeout_ms / 1000.0));
+    (void)hv_stores(d, "shared", newSVuv(o.shared));
+    (void)hv_stores(d, "scancode_keys", newSVuv(o.scancode_keys));
+    (void)hv_stores(d, "ticket_attempts", newSVuv(o.ticket_attempts));
+    (void)hv_stores(d, "ticket_delay", newSVnv(o.ticket_delay_ms / 1000.0));
+    RETVAL = newRV_noinc((SV *)d);
+  OUTPUT:
+    RETVAL
 
 SV *
 key_map()

@@ -1,4 +1,4 @@
-/* The C ABI of the Rust core (rust/nativevnc/src/ffi.rs). Functions returning int return 0 on success
+/* The C ABI of the Rust core (rust/nativevnc/src/ffi/). Functions returning int return 0 on success
  * and -1 on failure with *err set; free it with nv_error_free. */
 #ifndef NATIVEVNC_H
 #define NATIVEVNC_H
@@ -9,8 +9,19 @@
 typedef struct nv_client nv_client;
 typedef struct nv_image nv_image;
 
+/* The kinds of nv_error; nv_error_kind_name gives their names (the test suite checks both against Rust). */
+enum {
+    NV_ERROR_CONNECT = 1,
+    NV_ERROR_AUTH = 2,
+    NV_ERROR_PROTOCOL = 3,
+    NV_ERROR_TIMEOUT = 4,
+    NV_ERROR_USAGE = 5,
+    NV_ERROR_INTERNAL = 6,
+    NV_ERROR_SETUP = 7
+};
+
 typedef struct {
-    int32_t kind; /* 1 connect, 2 auth, 3 protocol, 4 timeout, 5 usage, 6 internal, 7 setup */
+    int32_t kind; /* an NV_ERROR_* */
     char *message;
 } nv_error;
 
@@ -27,16 +38,16 @@ typedef struct {
     uint8_t shared;
     uint8_t scancode_keys;
     const char *webmks_url;
-    const char *webmks_vm;
+    const char *vm;
     const char *webmks_password;
-    uint32_t ticket_retries;
+    uint32_t ticket_attempts;
     uint32_t ticket_delay_ms;
     uint8_t insecure;
     const char *ca_file;
     const char *thumbprint;
-    const char *ticket_hosts;
+    const char *hosts;
     const char *api;
-} nv_connect_options;
+} nv_connect_options; /* fields as in NativeVNC::Client->connect, units in their names */
 
 typedef struct {
     uint8_t connected;
@@ -51,6 +62,10 @@ typedef uint8_t *(*nv_pixel_sink_fn)(void *ctx, uint16_t x, uint16_t y, uint16_t
 typedef void (*nv_log_fn)(void *ctx, int32_t warning, const char *message, size_t len);
 
 void nv_error_free(nv_error *e);
+const char *nv_error_kind_name(int32_t kind);
+
+/* Fills *out with every option's default (localhost:5900, timeouts, ticket attempts and delay, ...). */
+void nv_connect_defaults(nv_connect_options *out);
 
 nv_client *nv_client_new(void);
 void nv_client_free(nv_client *c);

@@ -69,6 +69,12 @@ C<[shift, keysym]>.
 
 The encoding numbers offered when none are given, in order of preference.
 
+=head2 connect_defaults
+
+The defaults of L</connect(\%options)>, from the core, which owns them: a hash reference with C<host>,
+C<port>, C<connect_timeout>, C<io_timeout>, C<shared>, C<scancode_keys>, C<ticket_attempts> and
+C<ticket_delay> (seconds).
+
 =head2 vsphere_about($host, $timeout)
 
 What the vSphere API at C<$host> (C<HOST> or C<HOST:PORT>, port 443 by default) is, asked with

@@ -122,8 +122,9 @@ sub login ($self, $connect_timeout = undef, $timeout = undef) {
     $self->check_vnc_stalls(1);
 
     my $webmks = $self->_webmks_options;
-    my $hostname = $self->hostname || 'localhost';
-    my $port = $self->port || 5900;
+    my $defaults = NativeVNC::connect_defaults();
+    my $hostname = $self->hostname || $defaults->{host};
+    my $port = $self->port || $defaults->{port};
     $self->description('VNC over WebSockets server provided by VMWare') if $webmks;
     my $description = $self->description || 'VNC server';
     # os-autoinst's webmks path connects to its local bridge, so the local timeouts apply; so they do here.
@@ -201,8 +202,9 @@ sub _webmks_options ($self) {
         target => 'webmks via ' . ($api // 'an invalid URL'),
         defined $password ? (webmks_password => $password) : (),
         vm => _var('VIRSH_VM_ID'),
-        ticket_attempts => $self->{_single_attempt} ? 0 : _var('VMWARE_VNC_OVER_WS_REQUEST_ATTEMPTS') // 11,
-        ticket_delay => _var('VMWARE_VNC_OVER_WS_REQUEST_DELAY') // 5,
+        # Unset, the core's defaults apply: os-autoinst's 11 attempts, 5 s apart.
+        ticket_attempts => $self->{_single_attempt} ? 0 : _var('VMWARE_VNC_OVER_WS_REQUEST_ATTEMPTS'),
+        ticket_delay => _var('VMWARE_VNC_OVER_WS_REQUEST_DELAY'),
         insecure => _var('VMWARE_VNC_OVER_WS_INSECURE') // 0,
         ca_file => _var('VMWARE_VNC_OVER_WS_CA_FILE'),
         thumbprint => _var('VMWARE_VNC_OVER_WS_THUMBPRINT'),
@@ -227,7 +229,9 @@ sub _vsphere_without_vnc_server ($self) {
 # Where the console connects, for log lines: HOST:PORT, or the vSphere API host of a webmks console.
 sub target ($self) {
     my $webmks = _try(sub { $self->_webmks_options });
-    return $webmks ? $webmks->{target} : ($self->hostname || 'localhost') . ':' . ($self->port || 5900);
+    return $webmks->{target} if $webmks;
+    my $defaults = NativeVNC::connect_defaults();
+    return ($self->hostname || $defaults->{host}) . ':' . ($self->port || $defaults->{port});
 }
 
 sub _flush_log ($self) {

@@ -3,10 +3,10 @@
 //!
 //! Every policy goes through one [`ServerCertVerifier`]. With a CA file or pinned thumbprints, the handshake
 //! signatures are checked with ring's algorithms, extended to the 1024-bit RSA keys some VMware hosts still
-//! present (see [`algorithms`]); only the question "is this certificate the right one?" differs. Insecure
-//! means insecure: no property of the certificate, nor its handshake signature, stops the connection. When a
-//! certificate or signature is refused, the verifier puts its reason into rustls's error and [`connect`]
-//! unpacks it again.
+//! present (the `algorithms` module); only the question "is this certificate the right one?" differs.
+//! Insecure means insecure: no property of the certificate, nor its handshake signature, stops the
+//! connection. When a certificate or signature is refused, the verifier puts its reason into rustls's error
+//! and [`connect`] unpacks it again.
 
 mod algorithms;
 mod key;

@@ -151,8 +151,8 @@ impl Webmks {
     }
 
     /// Where to connect for the ticket's WebSocket `url`, checked with `verification`: `None` for the URL's
-    /// own host; a mapped address, or the API's address for a host that does not resolve (see [`hosts`]).
-    /// The returned [`Reroute`] carries the line to log.
+    /// own host; a mapped address, or the API's address for a host that does not resolve (the `hosts`
+    /// module decides). The returned [`Reroute`] carries the line to log.
     pub async fn reroute(&self, url: &str, verification: &Verification) -> Result<Option<Reroute>> {
         let (host, port) = crate::transport::host_and_port(url)?;
         let resolves = self.hosts.get(&host).is_some() || hosts::resolves(&host, port).await;

@@ -1,106 +1,20 @@
-//! The C ABI used by the XS glue (`xs/*.xs`, declared in `xs/nativevnc.h`).
-//!
-//! Conventions: functions that can fail return 0 on success and -1 on failure, with `*err` set to an
-//! [`NvError`] the caller frees with [`nv_error_free`]. Every function catches panics; a panic becomes an
-//! error of kind "internal", never an unwind into C. Pointers handed in are only borrowed for the call.
-//!
-//! The functions are `unsafe` because they trust their caller with pointers: every pointer is NULL (where
-//! the function allows it) or valid for the call; objects (`NvClient`, `Image`) come from this module and
-//! are not used after they are freed; a buffer comes with its true length.
+//! The ABI of the client: connecting, polling, input, the screen.
 
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
 use std::time::Duration;
 
+use super::{arg_str, guard, image::image, status, NvError};
 use crate::client::{Client, ConnectOptions, PixelSink, Target};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::framebuffer::Rect;
 use crate::handshake::{Credentials, Version};
 use crate::image::Image;
-use crate::keys;
 use crate::pixel::PixelFormat;
-use crate::runtime;
-use crate::vsphere;
+use crate::tls::Verification;
+use crate::vsphere::{Endpoint, VmSelector};
 use crate::webmks::{self, Webmks};
-
-/// An error for C: a kind (see [`ErrorKind`]) and a NUL-terminated message.
-#[repr(C)]
-pub struct NvError {
-    pub kind: i32,
-    pub message: *mut c_char,
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
-}
-
-fn set_error(err: *mut *mut NvError, e: Error) {
-    if err.is_null() {
-        return;
-    }
-    let message = CString::new(e.message().replace('\0', " ")).unwrap_or_default();
-    let boxed = Box::new(NvError { kind: e.kind() as i32, message: message.into_raw() });
-    // SAFETY: the caller passes a valid pointer to an `NvError *` slot (or NULL, handled above).
-    unsafe { *err = Box::into_raw(boxed) };
-}
-
-/// Runs `f`, turning an error or a panic into `*err` and `None`.
-fn guard<T>(err: *mut *mut NvError, f: impl FnOnce() -> Result<T>) -> Option<T> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(v)) => Some(v),
-        Ok(Err(e)) => {
-            set_error(err, e);
-            None
-        }
-        Err(payload) => {
-            set_error(err, Error::new(ErrorKind::Internal, format!("internal error: {}", panic_message(&*payload))));
-            None
-        }
-    }
-}
-
-fn status(r: Option<()>) -> i32 {
-    if r.is_some() {
-        0
-    } else {
-        -1
-    }
-}
-
-/// A borrowed C string as `&str`, or an error naming the argument.
-///
-/// # Safety
-/// `p` is NULL or points to a NUL-terminated string valid for the call.
-unsafe fn arg_str<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>> {
-    if p.is_null() {
-        return Ok(None);
-    }
-    CStr::from_ptr(p).to_str().map(Some).map_err(|_| Error::usage(format!("{what} is not valid UTF-8")))
-}
-
-/// # Safety
-///
-/// Pointer arguments are NULL or valid for the call, as the module documentation says.
-#[no_mangle]
-pub unsafe extern "C" fn nv_error_free(e: *mut NvError) {
-    if e.is_null() {
-        return;
-    }
-    let _ = catch_unwind(|| {
-        // SAFETY: `e` came from `set_error` and is freed once.
-        let e = unsafe { Box::from_raw(e) };
-        if !e.message.is_null() {
-            // SAFETY: the message came from `CString::into_raw`.
-            drop(unsafe { CString::from_raw(e.message) });
-        }
-    });
-}
 
 /// Options for [`nv_client_connect`].
 #[repr(C)]
@@ -125,11 +39,11 @@ pub struct NvConnectOptions {
     /// `https://user:password@host[:port]/vm` (then `host`, `port`, `password` and `depth` are unused).
     pub webmks_url: *const c_char,
     /// The VM when the URL names none (os-autoinst's `VIRSH_VM_ID`); NULL for none.
-    pub webmks_vm: *const c_char,
+    pub vm: *const c_char,
     /// Replaces the URL's password; NULL to keep it.
     pub webmks_password: *const c_char,
     /// Failed ticket requests retried before giving up.
-    pub ticket_retries: u32,
+    pub ticket_attempts: u32,
     pub ticket_delay_ms: u32,
     /// Non-zero: do not verify TLS certificates.
     pub insecure: u8,
@@ -139,9 +53,58 @@ pub struct NvConnectOptions {
     pub thumbprint: *const c_char,
     /// NULL, or addresses to connect to instead of tickets' hosts: `NAME=ADDRESS,…`
     /// ([`webmks::TicketHosts`]).
-    pub ticket_hosts: *const c_char,
-    /// NULL, or the vSphere API that gives tickets: `soap`, `rest` or `auto` ([`vsphere::Api`]).
+    pub hosts: *const c_char,
+    /// NULL, or the vSphere API that gives tickets: `soap`, `rest` or `auto` ([`crate::vsphere::Api`]).
     pub api: *const c_char,
+}
+
+/// The server a connection goes to when the caller names none.
+const DEFAULT_HOST: &CStr = c"localhost";
+const DEFAULT_PORT: u16 = 5900;
+
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// Fills `out` with every option's default, the one place callers take them from: `localhost:5900`, the
+/// core's timeouts, a shared session typing with scancodes, os-autoinst's ticket attempts and delay; the
+/// other pointers NULL and the other numbers 0.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
+#[no_mangle]
+pub unsafe extern "C" fn nv_connect_defaults(out: *mut NvConnectOptions) {
+    let _ = guard(std::ptr::null_mut(), || {
+        // SAFETY: `out` is NULL or valid for the call.
+        let out = unsafe { out.as_mut() }.ok_or_else(|| Error::usage("no options"))?;
+        let tcp = ConnectOptions::new(DEFAULT_HOST.to_string_lossy(), DEFAULT_PORT);
+        let endpoint = Endpoint::new("", 0, "", "", Verification::Insecure);
+        let webmks = Webmks::new(endpoint, VmSelector::MoId(String::new()));
+        *out = NvConnectOptions {
+            host: DEFAULT_HOST.as_ptr(),
+            port: DEFAULT_PORT,
+            password: std::ptr::null(),
+            connect_timeout_ms: millis(tcp.connect_timeout),
+            io_timeout_ms: millis(tcp.io_timeout),
+            encodings: std::ptr::null(),
+            n_encodings: 0,
+            depth: 0,
+            keep_server_format: 0,
+            shared: tcp.config.shared.into(),
+            scancode_keys: tcp.config.scancode_keys.into(),
+            webmks_url: std::ptr::null(),
+            vm: std::ptr::null(),
+            webmks_password: std::ptr::null(),
+            ticket_attempts: webmks.retries,
+            ticket_delay_ms: millis(webmks.retry_delay),
+            insecure: 0,
+            ca_file: std::ptr::null(),
+            thumbprint: std::ptr::null(),
+            hosts: std::ptr::null(),
+            api: std::ptr::null(),
+        };
+        Ok(())
+    });
 }
 
 /// What [`nv_client_connect`] and [`nv_client_status`] report.
@@ -188,13 +151,13 @@ fn webmks_from(o: &NvConnectOptions) -> Result<Option<Webmks>> {
     let Some(url) = (unsafe { arg_str(o.webmks_url, "webmks URL")? }) else {
         return Ok(None);
     };
-    let (vm, password) = unsafe { (arg_str(o.webmks_vm, "VM id")?, arg_str(o.webmks_password, "password")?) };
+    let (vm, password) = unsafe { (arg_str(o.vm, "VM id")?, arg_str(o.webmks_password, "password")?) };
     let (ca_file, thumbprint) = unsafe { (arg_str(o.ca_file, "CA file")?, arg_str(o.thumbprint, "thumbprint")?) };
     let tls = webmks::api_verification(o.insecure != 0, ca_file, thumbprint)?;
     let mut webmks = Webmks::from_url(url, vm, password, tls)?;
-    webmks.retries = o.ticket_retries;
+    webmks.retries = o.ticket_attempts;
     webmks.retry_delay = Duration::from_millis(o.ticket_delay_ms.into());
-    if let Some(hosts) = unsafe { arg_str(o.ticket_hosts, "ticket hosts")? } {
+    if let Some(hosts) = unsafe { arg_str(o.hosts, "ticket hosts")? } {
         webmks.hosts = webmks::TicketHosts::parse(hosts)?;
     }
     if let Some(api) = unsafe { arg_str(o.api, "vSphere API")? } {
@@ -524,36 +487,6 @@ pub unsafe extern "C" fn nv_client_snapshot(c: *mut NvClient, err: *mut *mut NvE
     .map_or(std::ptr::null_mut(), |i| Box::into_raw(Box::new(i)))
 }
 
-/// The keysyms of an os-autoinst key chord such as `ctrl-alt-f2`, in press order. Writes at most `cap`
-/// keysyms to `out` and their number to `*n`.
-/// # Safety
-///
-/// Pointer arguments are NULL or valid for the call, as the module documentation says.
-#[no_mangle]
-pub unsafe extern "C" fn nv_key_chord(
-    keys: *const c_char,
-    len: usize,
-    out: *mut u32,
-    cap: usize,
-    n: *mut usize,
-    err: *mut *mut NvError,
-) -> i32 {
-    status(guard(err, || {
-        // SAFETY: `keys` points to `len` bytes; `out` to `cap` values; `n` is valid.
-        let bytes = unsafe { std::slice::from_raw_parts(keys.cast::<u8>(), len) };
-        let keys = std::str::from_utf8(bytes).map_err(|_| Error::usage("the key name is not valid UTF-8"))?;
-        let chord = keys::chord(keys)?;
-        if chord.len() > cap {
-            return Err(Error::usage(format!("the chord '{keys}' has more than {cap} keys")));
-        }
-        unsafe {
-            std::ptr::copy_nonoverlapping(chord.as_ptr(), out, chord.len());
-            *n = chord.len();
-        }
-        Ok(())
-    }))
-}
-
 /// Writes up to `cap` encodings of the default preference list to `out`; returns how many there are.
 /// # Safety
 ///
@@ -569,194 +502,27 @@ pub unsafe extern "C" fn nv_default_encodings(out: *mut i32, cap: usize) -> usiz
     list.len()
 }
 
-pub type NvKeyMapFn = extern "C" fn(ctx: *mut c_void, name: *const c_char, len: usize, keysyms: *const u32, n: usize);
-
-/// Calls `f` for every entry of os-autoinst's X11 keymap (see [`keys::keymap`]).
-/// # Safety
-///
-/// Pointer arguments are NULL or valid for the call, as the module documentation says.
-#[no_mangle]
-pub unsafe extern "C" fn nv_key_map(f: NvKeyMapFn, ctx: *mut c_void) {
-    let _ = guard(std::ptr::null_mut(), || {
-        for (name, keysyms) in keys::keymap() {
-            f(ctx, name.as_ptr().cast(), name.len(), keysyms.as_ptr(), keysyms.len());
-        }
-        Ok(())
-    });
-}
-
-pub type NvPairFn =
-    extern "C" fn(ctx: *mut c_void, key: *const c_char, key_len: usize, value: *const c_char, value_len: usize);
-
-/// What the vSphere API at `authority` (`HOST` or `HOST:PORT`) is, asked without logging in (see
-/// [`vsphere::about`]), within `timeout_ms`: calls `f` for each of `full_name`, `version`, `api_version`,
-/// `api_type`, `product_line_id` and `vnc_server` (`1` when its hosts have ESXi's built-in VNC server, `0`
-/// when not, empty when the version cannot be read).
-/// # Safety
-///
-/// Pointer arguments are NULL or valid for the call, as the module documentation says.
-#[no_mangle]
-pub unsafe extern "C" fn nv_vsphere_about(
-    authority: *const c_char,
-    timeout_ms: u32,
-    f: NvPairFn,
-    ctx: *mut c_void,
-    err: *mut *mut NvError,
-) -> i32 {
-    status(guard(err, || {
-        // SAFETY: `authority` is NULL or a NUL-terminated string, valid for the call.
-        let authority = unsafe { arg_str(authority, "the vSphere host")? }.unwrap_or_default();
-        let timeout = Duration::from_millis(timeout_ms.into());
-        let about = runtime::handle().block_on(vsphere::about(authority, timeout))?;
-        let vnc_server = match about.has_vnc_server() {
-            Some(true) => "1",
-            Some(false) => "0",
-            None => "",
-        };
-        let pairs = [
-            ("full_name", about.full_name.as_str()),
-            ("version", &about.version),
-            ("api_version", &about.api_version),
-            ("api_type", &about.api_type),
-            ("product_line_id", &about.product_line_id),
-            ("vnc_server", vnc_server),
-        ];
-        for (key, value) in pairs {
-            f(ctx, key.as_ptr().cast(), key.len(), value.as_ptr().cast(), value.len());
-        }
-        Ok(())
-    }))
-}
-
-/// # Safety
-///
-/// Pointer arguments are NULL or valid for the call, as the module documentation says.
-#[no_mangle]
-pub unsafe extern "C" fn nv_image_new(width: u32, height: u32, err: *mut *mut NvError) -> *mut Image {
-    guard(err, || {
-        let (w, h) = (u16::try_from(width), u16::try_from(height));
-        let (Ok(w), Ok(h)) = (w, h) else {
-            return Err(Error::usage(format!("an image of {width}x{height} pixels is too large")));
-        };
-        Image::new(w, h)
-    })
-    .map_or(std::ptr::null_mut(), |i| Box::into_raw(Box::new(i)))
-}
-
-/// # Safety
-///
-/// Pointer arguments are NULL or valid for the call, as the module documentation says.
-#[no_mangle]
-pub unsafe extern "C" fn nv_image_free(img: *mut Image) {
-    if !img.is_null() {
-        // SAFETY: `img` came from this module and is freed once.
-        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(img) })));
-    }
-}
-
-/// # Safety
-/// `img` is a live image from this module.
-unsafe fn image<'a>(img: *mut Image) -> Result<&'a mut Image> {
-    img.as_mut().ok_or_else(|| Error::usage("no image"))
-}
-
-/// # Safety
-///
-/// Pointer arguments are NULL or valid for the call, as the module documentation says.
-#[no_mangle]
-pub unsafe extern "C" fn nv_image_size(img: *mut Image, w: *mut u32, h: *mut u32) {
-    let _ = guard(std::ptr::null_mut(), || {
-        // SAFETY: live image, valid out pointers.
-        let i = unsafe { image(img)? };
-        unsafe {
-            *w = i.width().into();
-            *h = i.height().into();
-        }
-        Ok(())
-    });
-}
-
-/// Copies `len` bytes of B,G,R,0 pixels into the rectangle.
-/// # Safety
-///
-/// Pointer arguments are NULL or valid for the call, as the module documentation says.
-#[no_mangle]
-pub unsafe extern "C" fn nv_image_blit(
-    img: *mut Image,
-    x: u16,
-    y: u16,
-    w: u16,
-    h: u16,
-    data: *const u8,
-    len: usize,
-    err: *mut *mut NvError,
-) -> i32 {
-    status(guard(err, || {
-        // SAFETY: live image; `data` points to `len` bytes.
-        let i = unsafe { image(img)? };
-        let data = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(data, len) } };
-        i.blit(&Rect::new(x, y, w, h), data)
-    }))
-}
-
-/// The pixel at (`x`, `y`) as `0x00RRGGBB`, or -1 outside the image.
-/// # Safety
-///
-/// Pointer arguments are NULL or valid for the call, as the module documentation says.
-#[no_mangle]
-pub unsafe extern "C" fn nv_image_pixel(img: *mut Image, x: u32, y: u32) -> i64 {
-    // SAFETY: live image.
-    guard(std::ptr::null_mut(), || Ok(unsafe { image(img)? }.pixel(x, y).map_or(-1, i64::from))).unwrap_or(-1)
-}
-
-/// Writes the image as PNG (or PPM for a `.ppm` name).
-/// # Safety
-///
-/// Pointer arguments are NULL or valid for the call, as the module documentation says.
-#[no_mangle]
-pub unsafe extern "C" fn nv_image_write(img: *mut Image, path: *const c_char, err: *mut *mut NvError) -> i32 {
-    status(guard(err, || {
-        // SAFETY: live image; NUL-terminated path.
-        let i = unsafe { image(img)? };
-        let path = unsafe { arg_str(path, "file name")? }.ok_or_else(|| Error::usage("no file name"))?;
-        i.write(Path::new(path))
-    }))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::ffi::{CStr, CString};
+
     use super::*;
+    use crate::ffi::nv_error_free;
 
     #[test]
-    fn panics_become_internal_errors() {
-        let mut err: *mut NvError = std::ptr::null_mut();
-        let r: Option<()> = guard(&mut err, || panic!("boom"));
-        assert!(r.is_none());
-        // SAFETY: set by guard.
-        // SAFETY: set by guard, freed once.
-        unsafe {
-            let e = &*err;
-            assert_eq!(e.kind, ErrorKind::Internal as i32);
-            assert_eq!(CStr::from_ptr(e.message).to_str().unwrap(), "internal error: boom");
-            nv_error_free(err);
-        }
-    }
-
-    #[test]
-    fn chord_through_the_abi() {
-        let mut out = [0u32; 8];
-        let mut n = 0;
-        let mut err: *mut NvError = std::ptr::null_mut();
-        let keys = "ctrl-alt-f2";
-        let bad = "nosuchkey";
-        // SAFETY: valid buffers of the stated lengths; the error is freed once.
-        unsafe {
-            assert_eq!(nv_key_chord(keys.as_ptr().cast(), keys.len(), out.as_mut_ptr(), 8, &mut n, &mut err), 0);
-            assert_eq!(&out[..n], [0xffe3, 0xffe9, 0xffbf]);
-            assert_eq!(nv_key_chord(bad.as_ptr().cast(), bad.len(), out.as_mut_ptr(), 8, &mut n, &mut err), -1);
-            assert_eq!((*err).kind, ErrorKind::Usage as i32);
-            nv_error_free(err);
-        }
+    fn defaults_are_the_cores() {
+        let mut o = std::mem::MaybeUninit::<NvConnectOptions>::uninit();
+        // SAFETY: `nv_connect_defaults` fills every field.
+        let o = unsafe {
+            nv_connect_defaults(o.as_mut_ptr());
+            o.assume_init()
+        };
+        // SAFETY: a static NUL-terminated string.
+        assert_eq!(unsafe { CStr::from_ptr(o.host) }.to_str().unwrap(), "localhost");
+        assert_eq!((o.port, o.connect_timeout_ms, o.io_timeout_ms), (5900, 20_000, 60_000));
+        assert_eq!((o.ticket_attempts, o.ticket_delay_ms), (11, 5_000));
+        assert_eq!((o.shared, o.scancode_keys, o.depth, o.insecure), (1, 1, 0, 0));
+        assert!(o.password.is_null() && o.webmks_url.is_null() && o.encodings.is_null());
     }
 
     #[test]
@@ -779,14 +545,14 @@ mod tests {
             shared: 1,
             scancode_keys: 1,
             webmks_url: std::ptr::null(),
-            webmks_vm: std::ptr::null(),
+            vm: std::ptr::null(),
             webmks_password: std::ptr::null(),
-            ticket_retries: 0,
+            ticket_attempts: 0,
             ticket_delay_ms: 0,
             insecure: 0,
             ca_file: std::ptr::null(),
             thumbprint: std::ptr::null(),
-            ticket_hosts: std::ptr::null(),
+            hosts: std::ptr::null(),
             api: std::ptr::null(),
         };
         let mut err: *mut NvError = std::ptr::null_mut();

@@ -1,0 +1,254 @@
+//! The connection task: acquires a webmks ticket if the target needs one, connects, runs the handshake,
+//! then reads and decodes until stopped or broken, publishing every complete update and sending queued
+//! input. For a webmks target every connection logs in to vSphere for a fresh ticket and logs out once
+//! the ticket is used.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::options::{ConnectOptions, Target};
+use super::publish::publish;
+use super::shared::{Input, Shared};
+use super::show_seconds;
+use crate::error::{Error, Result};
+use crate::framebuffer::{Damage, Framebuffer};
+use crate::handshake::ServerInit;
+use crate::messages::ClientMessage;
+use crate::session::Session;
+use crate::tls::Verification;
+use crate::transport::{self, Reader, Writer};
+
+/// What the connection task hands its writer.
+enum Outgoing {
+    Bytes(Vec<u8>),
+    Flushed(std::sync::mpsc::SyncSender<()>),
+}
+
+/// The connection task: connect, handshake, then read, decode and publish until stopped or broken.
+/// `finished` is dropped last, after the socket: [`Client::disconnect`](super::Client::disconnect) waits for that.
+pub(super) async fn connection(
+    shared: Arc<Shared>,
+    generation: u64,
+    options: ConnectOptions,
+    ready: std::sync::mpsc::SyncSender<Result<ServerInit>>,
+    stop: oneshot::Receiver<()>,
+    finished: std::sync::mpsc::SyncSender<()>,
+) {
+    let _finished = finished;
+    let (reader, writer, session) = match open(&shared, generation, &options).await {
+        Ok(parts) => parts,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let init = session.server_init().cloned().expect("open returns an open session");
+    {
+        let mut st = shared.lock();
+        if st.generation != generation {
+            return;
+        }
+        st.connected = true;
+        st.server = Some(init.clone());
+        st.published = Some(Framebuffer::new(init.width, init.height));
+        st.damage = Damage::default();
+        st.updates = 0;
+        st.pixel_updates = 0;
+        st.messages = 0;
+        st.rects.clear();
+        st.absolute = false;
+        st.ext_key_events = false;
+        st.vmware_keys = false;
+        st.session_close = None;
+    }
+    if ready.send(Ok(init)).is_err() {
+        return;
+    }
+    let result = run(&shared, generation, session, reader, writer, stop, options.io_timeout).await;
+    let mut st = shared.lock();
+    if st.generation == generation {
+        st.connected = false;
+        if let Err(e) = result {
+            st.error = Some(match st.session_close {
+                Some(reason) => e.context(format!("the server ended the session (VMware reason {reason})")),
+                None => e,
+            });
+        }
+    }
+    drop(st);
+    shared.changed.notify_all();
+}
+
+/// Logs a line for the caller, unless the connection was replaced meanwhile.
+fn log(shared: &Shared, generation: u64, warning: bool, message: String) {
+    let mut st = shared.lock();
+    if st.generation == generation {
+        st.log(warning, message);
+    }
+}
+
+/// Acquires a webmks ticket if the target needs one, then connects and runs the handshake within the
+/// connect timeout.
+async fn open(shared: &Shared, generation: u64, options: &ConnectOptions) -> Result<(Reader, Writer, Session)> {
+    let description = options.target.describe();
+    let mut api = None;
+    let websocket = match &options.target {
+        Target::Tcp { .. } => None,
+        Target::WebSocket { url, verification } => Some((url.clone(), verification.clone(), None)),
+        Target::Webmks(webmks) => {
+            let (ticket, session) = webmks.ticket(&mut |m| log(shared, generation, true, m)).await?;
+            api = Some((webmks, session));
+            Some((ticket.wss_url(&webmks.endpoint.host), webmks.websocket_verification(&ticket), Some(webmks)))
+        }
+    };
+    if let Some((_, Verification::Insecure, _)) = &websocket {
+        log(shared, generation, true, format!("{description}: TLS certificates are not verified (insecure mode)"));
+    }
+    let timeout = options.connect_timeout;
+    let connect = async {
+        let (mut reader, mut writer) = match (&options.target, &websocket) {
+            (Target::Tcp { host, port }, _) => transport::tcp(host, *port).await?,
+            (_, Some((url, verification, webmks))) => {
+                let reroute = match webmks {
+                    Some(webmks) => webmks.reroute(url, verification).await?,
+                    None => None,
+                };
+                let address = reroute.map(|r| {
+                    log(shared, generation, true, format!("{description}: {}", r.log));
+                    r.address
+                });
+                let max_message = options.config.limits.max_websocket_message;
+                transport::websocket(url, address.as_deref(), verification, max_message).await?
+            }
+            (_, None) => unreachable!("every target but TCP has a WebSocket URL"),
+        };
+        let mut session = Session::new(options.config.clone(), options.credentials.clone());
+        while !session.is_open() {
+            read(&mut reader, &mut session)
+                .await
+                .map_err(|e| e.context(format!("VNC handshake with {description}")))?;
+            let out = session.take_output();
+            writer.write_all(out).await.map_err(|e| e.context(format!("VNC handshake with {description}")))?;
+        }
+        Ok((reader, writer, session))
+    };
+    let result = match tokio::time::timeout(timeout, connect).await {
+        Ok(result) => result,
+        Err(_) => {
+            Err(Error::timeout(format!("connecting to {description} did not finish within {}", show_seconds(timeout))))
+        }
+    };
+    // The ticket is used (or failed): the API session is not needed any more.
+    if let Some((webmks, session)) = api {
+        webmks.logout(session).await;
+    }
+    result
+}
+
+/// Reads once into the session and processes what arrived.
+async fn read(reader: &mut Reader, session: &mut Session) -> Result<()> {
+    reader.read_into(session.input()).await?;
+    session.process().map_err(Error::from)
+}
+
+async fn run(
+    shared: &Shared,
+    generation: u64,
+    mut session: Session,
+    mut reader: Reader,
+    mut writer: Writer,
+    mut stop: oneshot::Receiver<()>,
+    io_timeout: Duration,
+) -> Result<()> {
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outgoing>();
+    let mut write_task = tokio::spawn(async move {
+        while let Some(out) = out_rx.recv().await {
+            let bytes = match out {
+                Outgoing::Bytes(bytes) => bytes,
+                Outgoing::Flushed(done) => {
+                    let _ = done.try_send(());
+                    continue;
+                }
+            };
+            match tokio::time::timeout(io_timeout, writer.write_all(bytes)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return e,
+                Err(_) => {
+                    return Error::timeout(format!("the server did not accept data for {} s", io_timeout.as_secs()))
+                }
+            }
+        }
+        // Asked to stop: say goodbye (a WebSocket close frame), briefly.
+        let _ = tokio::time::timeout(Duration::from_secs(1), writer.close()).await;
+        Error::protocol("the connection was closed")
+    });
+    publish(shared, generation, &mut session);
+    let mut writer_done = false;
+    let result = loop {
+        if take_input(shared, &mut session, &out_tx).is_err() {
+            break Err(Error::protocol("the connection's writer stopped"));
+        }
+        let mid_message = session.is_mid_message();
+        tokio::select! {
+            _ = &mut stop => break Ok(()),
+            e = &mut write_task => {
+                writer_done = true;
+                break Err(e.unwrap_or_else(|_| Error::protocol("the connection's writer failed")));
+            }
+            _ = shared.wake.notified() => {}
+            r = async {
+                if mid_message {
+                    tokio::time::timeout(io_timeout, read(&mut reader, &mut session)).await.unwrap_or_else(|_| {
+                        Err(Error::timeout(format!("the server stopped sending in the middle of a message for {} s", io_timeout.as_secs())))
+                    })
+                } else {
+                    read(&mut reader, &mut session).await
+                }
+            } => {
+                if let Err(e) = r {
+                    break Err(e);
+                }
+                publish(shared, generation, &mut session);
+            }
+        }
+    };
+    // The writer owns half of the socket: the socket is closed once the writer task is gone. On a stop it
+    // gets a moment to close the connection politely.
+    if !writer_done {
+        drop(out_tx);
+        if result.is_err() || tokio::time::timeout(Duration::from_secs(1), &mut write_task).await.is_err() {
+            write_task.abort();
+            let _ = write_task.await;
+        }
+    }
+    result
+}
+
+/// Moves queued input into the session and its output to the writer. Fails if the writer is gone.
+fn take_input(shared: &Shared, session: &mut Session, out: &mpsc::UnboundedSender<Outgoing>) -> Result<(), ()> {
+    let mut st = shared.lock();
+    while let Some(input) = st.input.pop_front() {
+        match input {
+            Input::Key { keysym, down } => session.key(keysym, down),
+            Input::Pointer { buttons, x, y } => session.send(&ClientMessage::PointerEvent { buttons, x, y }),
+            Input::UpdateRequest { incremental, rect: None } => session.request_update(incremental),
+            Input::UpdateRequest { incremental, rect: Some(rect) } => {
+                session.send(&ClientMessage::FramebufferUpdateRequest { incremental, rect })
+            }
+            Input::Flush(done) => {
+                if session.has_output() {
+                    out.send(Outgoing::Bytes(session.take_output())).map_err(drop)?;
+                }
+                out.send(Outgoing::Flushed(done)).map_err(drop)?;
+                true
+            }
+        };
+    }
+    drop(st);
+    if session.has_output() {
+        out.send(Outgoing::Bytes(session.take_output())).map_err(drop)?;
+    }
+    Ok(())
+}

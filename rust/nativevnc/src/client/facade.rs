@@ -1,0 +1,371 @@
+//! The blocking [`Client`] facade: what the C ABI and the command-line program call. It starts a
+//! connection task, reads what the task published and queues input for it; every call returns within
+//! the time the caller allows.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::connection::connection;
+use super::options::ConnectOptions;
+use super::shared::{Input, LogLine, Shared};
+use super::show_seconds;
+use crate::error::{Error, Result};
+use crate::framebuffer::{Framebuffer, Rect};
+use crate::handshake::ServerInit;
+use crate::image::Image;
+use crate::pixel::pack_bgr;
+use crate::runtime;
+
+/// Queued input events beyond this many are refused, so a dead server cannot make the queue grow.
+const MAX_QUEUED_INPUT: usize = 65536;
+
+/// What [`Client::poll`] reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Poll {
+    /// FramebufferUpdates completed since the previous poll.
+    pub updates: u64,
+    /// Server messages started since the previous poll (any message shows the server is alive).
+    pub messages: u64,
+}
+
+/// Receives the pixels of damaged rectangles from [`Client::take_damage`].
+pub trait PixelSink {
+    /// A buffer of exactly `len` bytes for the pixels of `rect`: `rect.w * rect.h` little-endian `u32`
+    /// `0x00RRGGBB` values (bytes B, G, R, 0), row after row.
+    fn buffer(&mut self, rect: &Rect, len: usize) -> &mut [u8];
+}
+
+/// A VNC client connection, driven from one thread that is not a runtime thread.
+pub struct Client {
+    pid: u32,
+    shared: Arc<Shared>,
+    /// Dropping it tells the connection task to close.
+    stop: Option<oneshot::Sender<()>>,
+    /// Disconnects when the connection task has finished and its socket is closed.
+    finished: Option<std::sync::mpsc::Receiver<()>>,
+    polled_updates: u64,
+    polled_messages: u64,
+    polled_pixel_updates: u64,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Client {
+    pub fn new() -> Self {
+        Client {
+            pid: std::process::id(),
+            shared: Arc::new(Shared::new()),
+            stop: None,
+            finished: None,
+            polled_updates: 0,
+            polled_messages: 0,
+            polled_pixel_updates: 0,
+        }
+    }
+
+    /// A client created before `fork()` cannot be used in the child: its task runs in the parent.
+    fn check_process(&self) -> Result<()> {
+        if std::process::id() != self.pid {
+            return Err(Error::usage(
+                "this VNC connection was opened by the parent process; connect again in the child",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Opens a connection (closing any previous one) and waits for the handshake to finish. Input queued
+    /// before, or left unsent by a broken connection, is sent after the handshake.
+    pub fn connect(&mut self, options: ConnectOptions) -> Result<ServerInit> {
+        self.check_process()?;
+        self.disconnect();
+        let generation = {
+            let mut st = self.shared.lock();
+            st.generation += 1;
+            st.connected = false;
+            st.error = None;
+            st.input.retain(Input::survives_reconnect);
+            st.generation
+        };
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let (finished_tx, finished_rx) = std::sync::mpsc::sync_channel(1);
+        let wait = options.max_connect_time() + Duration::from_secs(1);
+        let description = options.target.describe();
+        runtime::handle().spawn(connection(self.shared.clone(), generation, options, ready_tx, stop_rx, finished_tx));
+        self.stop = Some(stop_tx);
+        self.finished = Some(finished_rx);
+        let result = match ready_rx.recv_timeout(wait) {
+            Ok(result) => result,
+            Err(_) => Err(Error::timeout(format!("connecting to {description} did not finish in time"))),
+        };
+        match &result {
+            Ok(_) => {
+                self.polled_updates = 0;
+                self.polled_messages = 0;
+                self.polled_pixel_updates = 0;
+            }
+            Err(_) => self.disconnect(),
+        }
+        result
+    }
+
+    /// Closes the connection, if any, and waits (a moment at most) until its socket is closed. Queued input
+    /// is kept for the next connection.
+    pub fn disconnect(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(finished) = self.finished.take() {
+            if std::process::id() == self.pid {
+                let _ = finished.recv_timeout(Duration::from_secs(2));
+            }
+        }
+        if std::process::id() == self.pid {
+            let mut st = self.shared.lock();
+            st.generation += 1;
+            st.connected = false;
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.check_process().is_ok() && self.shared.lock().connected
+    }
+
+    /// What ServerInit said (with the current size after any resize).
+    pub fn server_init(&self) -> Option<ServerInit> {
+        self.shared.lock().server.clone()
+    }
+
+    /// Whether the server reported an absolute pointer (QEMU pointer type change).
+    pub fn absolute_pointer(&self) -> bool {
+        self.shared.lock().absolute
+    }
+
+    /// Rectangles received on the current connection, per encoding number (pseudo-encodings included).
+    pub fn rects_by_encoding(&self) -> Vec<(i32, u64)> {
+        self.shared.lock().rects.iter().map(|(e, n)| (*e, *n)).collect()
+    }
+
+    /// Whether keys go out as scancodes (QEMU extended key events or VMware key events).
+    pub fn uses_scancodes(&self) -> bool {
+        let st = self.shared.lock();
+        st.ext_key_events || st.vmware_keys
+    }
+
+    /// Updates and messages since the previous poll; the connection's error if it broke.
+    pub fn poll(&mut self) -> Result<Poll> {
+        self.check_process()?;
+        let st = self.shared.lock();
+        let poll = Poll { updates: st.updates - self.polled_updates, messages: st.messages - self.polled_messages };
+        let error = st.error.clone();
+        self.polled_pixel_updates = st.pixel_updates;
+        drop(st);
+        self.polled_updates += poll.updates;
+        self.polled_messages += poll.messages;
+        match error {
+            Some(e) if poll.updates == 0 => Err(e),
+            _ => Ok(poll),
+        }
+    }
+
+    /// Waits up to `timeout` for an update with pixel data (not only pseudo-encodings, which servers send
+    /// on their own after SetEncodings) that arrived after the connect, the last [`Self::poll`] or the last
+    /// successful wait; true if there is one. Fails if the connection breaks meanwhile.
+    pub fn wait_update(&mut self, timeout: Duration) -> Result<bool> {
+        self.check_process()?;
+        let deadline = Instant::now() + timeout;
+        let mut st = self.shared.lock();
+        while st.pixel_updates == self.polled_pixel_updates {
+            if let Some(e) = &st.error {
+                return Err(e.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            st = self.shared.changed.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        self.polled_pixel_updates = st.pixel_updates;
+        Ok(true)
+    }
+
+    /// Hands the pixels of every rectangle damaged since the last call to `sink`, and returns the
+    /// rectangles. The published framebuffer only changes between complete updates.
+    pub fn take_damage(&self, sink: &mut dyn PixelSink) -> Result<Vec<Rect>> {
+        self.check_process()?;
+        let mut st = self.shared.lock();
+        let rects = st.damage.take();
+        let Some(fb) = st.published.as_ref() else {
+            return Ok(Vec::new());
+        };
+        for r in &rects {
+            let buf = sink.buffer(r, r.area() as usize * 4);
+            for (y, dst) in (r.y..r.y + r.h).zip(buf.chunks_exact_mut(usize::from(r.w) * 4)) {
+                for (d, px) in dst.chunks_exact_mut(4).zip(fb.row(r.x, y, r.w)) {
+                    d.copy_from_slice(&px.to_le_bytes());
+                }
+            }
+        }
+        Ok(rects)
+    }
+
+    /// Copies every rectangle damaged since the last call into `dst`, a `width x height` image of 3-byte
+    /// B,G,R pixels whose rows start `stride` bytes apart (tinycv's layout), and returns the rectangles.
+    /// Fails without taking the damage if the screen no longer has that size.
+    pub fn take_damage_bgr(&self, dst: &mut [u8], width: u16, height: u16, stride: usize) -> Result<Vec<Rect>> {
+        self.check_process()?;
+        if stride < usize::from(width) * 3 || dst.len() < stride * usize::from(height) {
+            return Err(Error::usage(format!(
+                "a buffer of {} bytes with rows of {stride} bytes cannot hold {width}x{height} pixels",
+                dst.len()
+            )));
+        }
+        let mut st = self.shared.lock();
+        let Some(fb) = st.published.as_ref() else {
+            return Ok(Vec::new());
+        };
+        check_size(fb, width, height)?;
+        let rects = st.damage.take();
+        let fb = st.published.as_ref().expect("checked above");
+        for r in &rects {
+            for y in r.y..r.y + r.h {
+                let start = usize::from(y) * stride + usize::from(r.x) * 3;
+                pack_bgr(fb.row(r.x, y, r.w), &mut dst[start..start + usize::from(r.w) * 3]);
+            }
+        }
+        Ok(rects)
+    }
+
+    /// Copies every rectangle damaged since the last call into `image`, which must have the screen's size,
+    /// and returns the rectangles.
+    pub fn take_damage_into_image(&self, image: &mut Image) -> Result<Vec<Rect>> {
+        self.check_process()?;
+        let mut st = self.shared.lock();
+        let Some(fb) = st.published.as_ref() else {
+            return Ok(Vec::new());
+        };
+        check_size(fb, image.width(), image.height())?;
+        let rects = st.damage.take();
+        let fb = st.published.as_ref().expect("checked above");
+        for r in &rects {
+            image.copy_from(fb, r);
+        }
+        Ok(rects)
+    }
+
+    /// Runs `f` on the published framebuffer, if there is one.
+    pub fn with_framebuffer<T>(&self, f: impl FnOnce(&Framebuffer) -> T) -> Result<Option<T>> {
+        self.check_process()?;
+        Ok(self.shared.lock().published.as_ref().map(f))
+    }
+
+    fn queue(&self, input: Input) -> Result<()> {
+        self.check_process()?;
+        let mut st = self.shared.lock();
+        // The next connection would drop it anyway; not keeping it means a long outage (a reboot with stall
+        // detection off) cannot fill the queue with update requests.
+        if !st.connected && matches!(input, Input::UpdateRequest { .. }) {
+            return Ok(());
+        }
+        if st.input.len() >= MAX_QUEUED_INPUT {
+            return Err(Error::usage(format!(
+                "{MAX_QUEUED_INPUT} input events are waiting for a connection; refusing more"
+            )));
+        }
+        st.input.push_back(input);
+        drop(st);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    pub fn key(&self, keysym: u32, down: bool) -> Result<()> {
+        self.queue(Input::Key { keysym, down })
+    }
+
+    pub fn pointer(&self, buttons: u8, x: u16, y: u16) -> Result<()> {
+        self.queue(Input::Pointer { buttons, x, y })
+    }
+
+    /// Asks for an update of `rect`, or of the whole framebuffer.
+    pub fn request_update(&self, incremental: bool, rect: Option<Rect>) -> Result<()> {
+        self.queue(Input::UpdateRequest { incremental, rect })
+    }
+
+    /// Waits until all input queued so far has been written to the server, for at most `timeout`.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.queue(Input::Flush(tx))?;
+        match rx.recv_timeout(timeout) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                let st = self.shared.lock();
+                Err(st.error.clone().unwrap_or_else(|| {
+                    Error::timeout(format!("queued input was not sent within {}", show_seconds(timeout)))
+                }))
+            }
+        }
+    }
+
+    /// Log lines the connection produced since the last call.
+    pub fn take_log(&self) -> Vec<LogLine> {
+        if self.check_process().is_err() {
+            return Vec::new();
+        }
+        self.shared.lock().log.drain(..).collect()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if std::process::id() != self.pid {
+            // In a forked child the task, its runtime and any lock holders live in the parent. Waking the
+            // task could touch the parent's runtime state, so the stop signal is forgotten, not sent.
+            if let Some(stop) = self.stop.take() {
+                std::mem::forget(stop);
+            }
+            if let Some(finished) = self.finished.take() {
+                std::mem::forget(finished);
+            }
+            return;
+        }
+        self.disconnect();
+    }
+}
+
+/// The error for a caller whose image no longer has the screen's size.
+fn check_size(fb: &Framebuffer, width: u16, height: u16) -> Result<()> {
+    if (fb.width(), fb.height()) != (width, height) {
+        return Err(Error::usage(format!(
+            "the screen is {}x{}, the image {width}x{height}: resize the image first",
+            fb.width(),
+            fb.height()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn without_a_connection_keys_wait_and_update_requests_do_not() {
+        let client = Client::new();
+        for _ in 0..MAX_QUEUED_INPUT + 10 {
+            client.request_update(true, None).unwrap();
+        }
+        for i in 0..MAX_QUEUED_INPUT {
+            client.key(0x61, i % 2 == 0).unwrap();
+        }
+        let e = client.pointer(0, 1, 1).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        assert_eq!(e.message(), "65536 input events are waiting for a connection; refusing more");
+    }
+}

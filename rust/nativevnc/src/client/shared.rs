@@ -1,0 +1,121 @@
+//! The state the blocking facade and the connection task share: counters, the published framebuffer and
+//! its damage, the queue of input events waiting to be sent, and the log for the caller.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use crate::error::Error;
+use crate::framebuffer::{Damage, Framebuffer, Rect};
+use crate::handshake::ServerInit;
+
+/// An input event waiting to be sent.
+#[derive(Debug)]
+pub(super) enum Input {
+    Key {
+        keysym: u32,
+        down: bool,
+    },
+    Pointer {
+        buttons: u8,
+        x: u16,
+        y: u16,
+    },
+    /// `None` asks for the whole framebuffer.
+    UpdateRequest {
+        incremental: bool,
+        rect: Option<Rect>,
+    },
+    /// Signalled once everything queued before it has been written to the socket.
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+impl Input {
+    /// Whether it still means something on a new connection (update requests do not: the new
+    /// connection starts with a full update; a flush waiter has given up with the old connection).
+    pub(super) fn survives_reconnect(&self) -> bool {
+        matches!(self, Input::Key { .. } | Input::Pointer { .. })
+    }
+}
+
+/// Log lines beyond this many are dropped, oldest first.
+const MAX_LOG_LINES: usize = 256;
+
+/// A message for the caller's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub warning: bool,
+    pub message: String,
+}
+
+/// What the caller sees of the connection.
+pub(super) struct State {
+    /// Bumped for every connection, so a task that was replaced cannot publish into its successor.
+    pub(super) generation: u64,
+    pub(super) connected: bool,
+    pub(super) error: Option<Error>,
+    pub(super) server: Option<ServerInit>,
+    pub(super) published: Option<Framebuffer>,
+    pub(super) damage: Damage,
+    pub(super) updates: u64,
+    /// Updates that carried pixels.
+    pub(super) pixel_updates: u64,
+    pub(super) messages: u64,
+    pub(super) rects: std::collections::BTreeMap<i32, u64>,
+    pub(super) absolute: bool,
+    pub(super) ext_key_events: bool,
+    pub(super) vmware_keys: bool,
+    /// The reason code of a VMware SessionClose message, once the server sent one.
+    pub(super) session_close: Option<u32>,
+    pub(super) input: VecDeque<Input>,
+    pub(super) log: VecDeque<LogLine>,
+}
+
+pub(super) struct Shared {
+    state: Mutex<State>,
+    /// Signalled whenever an update is published or the connection ends.
+    pub(super) changed: Condvar,
+    /// Wakes the task when input is queued.
+    pub(super) wake: Notify,
+}
+
+impl Shared {
+    pub(super) fn new() -> Self {
+        Shared {
+            state: Mutex::new(State {
+                generation: 0,
+                connected: false,
+                error: None,
+                server: None,
+                published: None,
+                damage: Damage::default(),
+                updates: 0,
+                pixel_updates: 0,
+                messages: 0,
+                rects: Default::default(),
+                absolute: false,
+                ext_key_events: false,
+                vmware_keys: false,
+                session_close: None,
+                input: VecDeque::new(),
+                log: VecDeque::new(),
+            }),
+            changed: Condvar::new(),
+            wake: Notify::new(),
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl State {
+    pub(super) fn log(&mut self, warning: bool, message: String) {
+        if self.log.len() == MAX_LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log.push_back(LogLine { warning, message });
+    }
+}

@@ -1,0 +1,77 @@
+//! The ABI of key names: os-autoinst's chords and keymap.
+
+use std::ffi::{c_char, c_void};
+
+use super::{guard, status, NvError};
+use crate::error::Error;
+use crate::keys;
+
+/// The keysyms of an os-autoinst key chord such as `ctrl-alt-f2`, in press order. Writes at most `cap`
+/// keysyms to `out` and their number to `*n`.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
+#[no_mangle]
+pub unsafe extern "C" fn nv_key_chord(
+    keys: *const c_char,
+    len: usize,
+    out: *mut u32,
+    cap: usize,
+    n: *mut usize,
+    err: *mut *mut NvError,
+) -> i32 {
+    status(guard(err, || {
+        // SAFETY: `keys` points to `len` bytes; `out` to `cap` values; `n` is valid.
+        let bytes = unsafe { std::slice::from_raw_parts(keys.cast::<u8>(), len) };
+        let keys = std::str::from_utf8(bytes).map_err(|_| Error::usage("the key name is not valid UTF-8"))?;
+        let chord = keys::chord(keys)?;
+        if chord.len() > cap {
+            return Err(Error::usage(format!("the chord '{keys}' has more than {cap} keys")));
+        }
+        unsafe {
+            std::ptr::copy_nonoverlapping(chord.as_ptr(), out, chord.len());
+            *n = chord.len();
+        }
+        Ok(())
+    }))
+}
+
+pub type NvKeyMapFn = extern "C" fn(ctx: *mut c_void, name: *const c_char, len: usize, keysyms: *const u32, n: usize);
+
+/// Calls `f` for every entry of os-autoinst's X11 keymap (see [`keys::keymap`]).
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
+#[no_mangle]
+pub unsafe extern "C" fn nv_key_map(f: NvKeyMapFn, ctx: *mut c_void) {
+    let _ = guard(std::ptr::null_mut(), || {
+        for (name, keysyms) in keys::keymap() {
+            f(ctx, name.as_ptr().cast(), name.len(), keysyms.as_ptr(), keysyms.len());
+        }
+        Ok(())
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::ffi::nv_error_free;
+
+    #[test]
+    fn chord_through_the_abi() {
+        let mut out = [0u32; 8];
+        let mut n = 0;
+        let mut err: *mut NvError = std::ptr::null_mut();
+        let keys = "ctrl-alt-f2";
+        let bad = "nosuchkey";
+        // SAFETY: valid buffers of the stated lengths; the error is freed once.
+        unsafe {
+            assert_eq!(nv_key_chord(keys.as_ptr().cast(), keys.len(), out.as_mut_ptr(), 8, &mut n, &mut err), 0);
+            assert_eq!(&out[..n], [0xffe3, 0xffe9, 0xffbf]);
+            assert_eq!(nv_key_chord(bad.as_ptr().cast(), bad.len(), out.as_mut_ptr(), 8, &mut n, &mut err), -1);
+            assert_eq!((*err).kind, ErrorKind::Usage as i32);
+            nv_error_free(err);
+        }
+    }
+}
