@@ -6,12 +6,14 @@
 # temporary prefix, and they work from there with nothing of the tree in reach.
 #
 # The tree is only read: make dist runs in a copy of the files MANIFEST lists (what make dist itself copies).
-# cargo builds in target/dist-test, kept between runs so that the crates from crates.io are compiled once; the
-# tarball's own crates are compiled every time (unpacked with new timestamps), as the test checks.
+# cargo builds in target/dist-test, kept between runs so that the crates from crates.io are compiled once (a
+# first run starts from a copy of the tree's own build); the tarball's own crates are compiled every time
+# (unpacked with new timestamps), as the test checks.
 use v5.36;
 use Test::More;
 use Config;
 use ExtUtils::Manifest qw(maniread);
+use File::Path qw(make_path);
 use ExtUtils::MakeMaker ();
 use File::Find qw(find);
 use File::Temp qw(tempdir);
@@ -127,6 +129,14 @@ mkdir $unpacked or die "$unpacked: $!";
 run_ok($unpacked, 'unpack.log', {}, 'unpacked', 'tar', '-xzmf', $tarball);
 my $build = "$unpacked/$distname";
 my %cargo = (CARGO_TARGET_DIR => "$root/target/dist-test");
+# cargo knows a crate from crates.io by its source and settings, not by the workspace that uses it: the tree's
+# build of them serves the tarball's too. (Sharing target/ itself would not do: the tarball's workspace crates
+# would overwrite the tree's.)
+if (!-d "$cargo{CARGO_TARGET_DIR}/release" && -d "$root/target/release/deps") {
+    make_path("$cargo{CARGO_TARGET_DIR}/release");
+    run_ok($root, 'seed.log', {}, 'target/dist-test starts from the tree\'s build', 'cp', '-a',
+        (map { "target/release/$_" } qw(deps build .fingerprint)), "$cargo{CARGO_TARGET_DIR}/release/");
+}
 run_ok($build, 'configure.log', \%cargo, 'perl Makefile.PL INSTALL_BASE=...', $^X, 'Makefile.PL',
     "INSTALL_BASE=$prefix");
 my $make = run_ok($build, 'make.log', \%cargo, 'make', 'make', "CARGO_PACKAGES=$packages");
