@@ -22,6 +22,8 @@ pub mod encoding;
 pub mod error;
 pub mod ffi;
 pub mod framebuffer;
+#[cfg(any(fuzzing, test))]
+pub mod fuzzing;
 pub mod handshake;
 pub mod image;
 pub mod keys;

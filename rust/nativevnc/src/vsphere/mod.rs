@@ -16,6 +16,8 @@
 mod about;
 mod connection;
 mod endpoint;
+#[cfg(any(fuzzing, test))]
+pub(crate) mod fuzzing;
 mod rest;
 mod session;
 mod soap;

@@ -184,7 +184,7 @@ impl<'a> RestSession<'a> {
 }
 
 /// The value of a successful answer (an empty body is `null`), or the error of an unsuccessful one.
-fn parse(generation: Generation, response: Response) -> Result<Value, TicketError> {
+pub(super) fn parse(generation: Generation, response: Response) -> Result<Value, TicketError> {
     if !(200..300).contains(&response.status) {
         return Err(error(response.status, &response.text()));
     }
