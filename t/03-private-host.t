@@ -20,19 +20,13 @@ use Time::HiRes qw(time);
 
 use lib 't/lib';
 use NativeVNC::Test::PrivateHost;
-use NativeVNC::Test::Util qw(repo_root wait_until);
+use NativeVNC::Test::Util qw(repo_root wait_until slurp);
 
 my $PASSWORD = 'Esx:r00t/pw 42';
 my $HELLO = '/usr/local/bin/nativevnc-private-hello';
 my $REPORT_VAR = 'NATIVEVNC_T03_REPORT';
 
 # --- The host's side: its state before the run, checked again after it ---
-
-sub slurp ($path) {
-    open my $fh, '<:raw', $path or return undef;
-    local $/;
-    return scalar <$fh>;
-}
 
 # "address:port" of every TCP socket listening on port 22 or 443 in this network namespace.
 sub listeners () {

@@ -16,17 +16,11 @@ use Time::HiRes qw(time);
 
 use lib 't/lib';
 use NativeVNC::Test::PrivateHost;
-use NativeVNC::Test::Util qw(repo_root file_tail);
+use NativeVNC::Test::Util qw(repo_root file_tail slurp);
 
 my $PACKAGE = 'libnativevnc-perl';
 my $BUILD_VAR = 'NATIVEVNC_T06_BUILD';
 my $DOC = "/usr/share/doc/$PACKAGE";
-
-sub slurp ($path) {
-    open my $fh, '<:raw', $path or return undef;
-    local $/;
-    return scalar <$fh>;
-}
 
 # Whether the package is installed, and where the program is: what the machine must still say afterwards.
 sub host_state () {

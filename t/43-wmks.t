@@ -14,7 +14,7 @@ use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use NativeVNC::Test::Guest;
 use NativeVNC::Test::WebmksSim;
-use NativeVNC::Test::Util qw(repo_root wait_until with_timeout signal_group reap differing_pixels);
+use NativeVNC::Test::Util qw(repo_root wait_until with_timeout signal_group reap differing_pixels slurp);
 
 $SIG{ALRM} = sub { diag 'test did not finish within 300 s'; exit 1 };
 alarm 300;
@@ -62,16 +62,10 @@ sub driver ($cmd, %args) {
         $to_driver->flush;
         return scalar <$from_driver>;
     });
-    die "the driver ended during '$cmd'; its log:\n" . slurp($driver_log) unless defined $reply;
+    die "the driver ended during '$cmd'; its log:\n" . (slurp($driver_log) // '') unless defined $reply;
     my $r = $json->decode($reply);
     die "driver command $cmd failed: $r->{error}\n" unless $r->{ok};
     return $r;
-}
-
-sub slurp ($path) {
-    open my $fh, '<', $path or return '';
-    local $/;
-    return <$fh>;
 }
 
 my $state = driver('connect');
@@ -123,7 +117,7 @@ print {$to_driver} qq({"cmd":"quit"}\n);
 close $to_driver;
 is(reap($pid, 30), 0, 'the driver closed the browser and exited');
 $pid = undef;
-unlike(slurp($driver_log), qr/page error|not supported/, 'no page errors, no unsupported wmks calls');
+unlike(slurp($driver_log) // '', qr/page error|not supported/, 'no page errors, no unsupported wmks calls');
 
 $sim->stop;
 $guest->stop;

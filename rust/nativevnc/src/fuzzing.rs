@@ -27,18 +27,7 @@ const FORMATS: [PixelFormat; 8] = [
     true_colour(16, 16, false, [31, 63, 31], [11, 5, 0]),
     true_colour(16, 15, true, [31, 31, 31], [10, 5, 0]),
     true_colour(8, 8, false, [7, 7, 3], [0, 3, 6]),
-    PixelFormat {
-        bits_per_pixel: 8,
-        depth: 8,
-        big_endian: false,
-        true_colour: false,
-        red_max: 0,
-        green_max: 0,
-        blue_max: 0,
-        red_shift: 0,
-        green_shift: 0,
-        blue_shift: 0,
-    },
+    PixelFormat::COLOUR_MAPPED,
 ];
 
 const fn true_colour(bits_per_pixel: u8, depth: u8, big_endian: bool, max: [u16; 3], shift: [u8; 3]) -> PixelFormat {

@@ -41,6 +41,20 @@ impl PixelFormat {
         blue_shift: 0,
     };
 
+    /// 8 bits per pixel through a colour map (SetColourMapEntries): os-autoinst's depth 8.
+    pub const COLOUR_MAPPED: PixelFormat = PixelFormat {
+        bits_per_pixel: 8,
+        depth: 8,
+        big_endian: false,
+        true_colour: false,
+        red_max: 0,
+        green_max: 0,
+        blue_max: 0,
+        red_shift: 0,
+        green_shift: 0,
+        blue_shift: 0,
+    };
+
     /// The format os-autoinst requests for a preset `depth` (its `%supported_depths` table: 32 and 24 are
     /// [`Self::BGRX`], 16 and 15 are 5-5-5 in 16 bits, 8 is colour-mapped).
     pub fn for_depth(depth: u8) -> Option<PixelFormat> {
@@ -58,18 +72,7 @@ impl PixelFormat {
                 green_shift: 5,
                 blue_shift: 0,
             }),
-            8 => Some(PixelFormat {
-                bits_per_pixel: 8,
-                depth: 8,
-                big_endian: false,
-                true_colour: false,
-                red_max: 0,
-                green_max: 0,
-                blue_max: 0,
-                red_shift: 0,
-                green_shift: 0,
-                blue_shift: 0,
-            }),
+            8 => Some(Self::COLOUR_MAPPED),
             _ => None,
         }
     }

@@ -17,7 +17,7 @@ use Time::HiRes qw(time sleep);
 our @EXPORT_OK = qw(
   repo_root free_tcp_port free_x_display wait_until with_timeout
   spawn_group signal_group reap alive stop_group group_pids live_groups
-  read_exactly rgb_at crop_rgb differing_pixels file_tail rfb_probe mirror_bits child_pids
+  read_exactly rgb_at crop_rgb differing_pixels slurp file_tail rfb_probe mirror_bits child_pids
 );
 
 # Process groups started by spawn_group in this process and not reaped yet: pid => owner pid.
@@ -404,6 +404,18 @@ sub crop_rgb ($image, $x, $y, $w, $h) {
     croak "rectangle $w x $h at $x,$y outside $image->{width}x$image->{height}"
       if $x < 0 || $y < 0 || $x + $w > $image->{width} || $y + $h > $image->{height};
     return join '', map { substr($image->{rgb}, (($y + $_) * $image->{width} + $x) * 3, $w * 3) } 0 .. $h - 1;
+}
+
+=head2 slurp($path)
+
+The whole file, as bytes, or undef if it cannot be read.
+
+=cut
+
+sub slurp ($path) {
+    open my $fh, '<:raw', $path or return undef;
+    local $/;
+    return scalar <$fh>;
 }
 
 =head2 file_tail($path, $bytes)
