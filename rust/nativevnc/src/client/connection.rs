@@ -3,6 +3,8 @@
 //! input. For a webmks target every connection logs in to vSphere for a fresh ticket and logs out once
 //! the ticket is used.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +24,64 @@ use crate::transport::{self, Reader, Writer};
 
 /// What the connection task hands its writer.
 enum Outgoing {
-    Bytes(Vec<u8>),
+    /// The bytes of batch number `batch`.
+    Bytes {
+        bytes: Vec<u8>,
+        batch: u64,
+    },
     Flushed(std::sync::mpsc::SyncSender<()>),
+}
+
+/// The input events the connection encoded but its writer has not yet handed to the kernel, by batch. When
+/// the connection ends (broken or stopped) they go back to the front of the queue, so the next connection
+/// sends them: nothing the caller queued is lost with a connection. A batch written in part goes back
+/// whole; its beginning reached a server that is gone.
+struct InFlight {
+    batches: VecDeque<(u64, Vec<Input>)>,
+    next: u64,
+    /// Batches below this number are written; the writer task raises it.
+    written: Arc<AtomicU64>,
+    /// Events the session refused to encode (it was not open), newer than every batch.
+    refused: Vec<Input>,
+}
+
+impl InFlight {
+    fn new() -> Self {
+        InFlight { batches: VecDeque::new(), next: 0, written: Arc::new(AtomicU64::new(0)), refused: Vec::new() }
+    }
+
+    /// Numbers a batch of encoded bytes and remembers the events they carry.
+    fn push(&mut self, inputs: Vec<Input>) -> u64 {
+        let written = self.written.load(Ordering::Acquire);
+        while self.batches.front().is_some_and(|(batch, _)| *batch < written) {
+            self.batches.pop_front();
+        }
+        let batch = self.next;
+        self.next += 1;
+        if !inputs.is_empty() {
+            self.batches.push_back((batch, inputs));
+        }
+        batch
+    }
+
+    /// Puts the events of every batch not written back at the front of the queue, in their order.
+    fn requeue(self, shared: &Shared) {
+        let written = self.written.load(Ordering::Acquire);
+        let unsent: Vec<Input> = self
+            .batches
+            .into_iter()
+            .filter(|(batch, _)| *batch >= written)
+            .flat_map(|(_, inputs)| inputs)
+            .chain(self.refused)
+            .collect();
+        if unsent.is_empty() {
+            return;
+        }
+        let mut st = shared.lock();
+        for input in unsent.into_iter().rev() {
+            st.input.push_front(input);
+        }
+    }
 }
 
 /// The connection task: connect, handshake, then read, decode and publish until stopped or broken.
@@ -163,17 +221,19 @@ async fn run(
     io_timeout: Duration,
 ) -> Result<()> {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outgoing>();
+    let mut in_flight = InFlight::new();
+    let written = in_flight.written.clone();
     let mut write_task = tokio::spawn(async move {
         while let Some(out) = out_rx.recv().await {
-            let bytes = match out {
-                Outgoing::Bytes(bytes) => bytes,
+            let (bytes, batch) = match out {
+                Outgoing::Bytes { bytes, batch } => (bytes, batch),
                 Outgoing::Flushed(done) => {
                     let _ = done.try_send(());
                     continue;
                 }
             };
             match tokio::time::timeout(io_timeout, writer.write_all(bytes)).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => written.store(batch + 1, Ordering::Release),
                 Ok(Err(e)) => return e,
                 Err(_) => {
                     return Error::timeout(format!("the server did not accept data for {} s", io_timeout.as_secs()))
@@ -187,7 +247,7 @@ async fn run(
     publish(shared, generation, &mut session);
     let mut writer_done = false;
     let result = loop {
-        if take_input(shared, &mut session, &out_tx).is_err() {
+        if take_input(shared, &mut session, &out_tx, &mut in_flight).is_err() {
             break Err(Error::protocol("the connection's writer stopped"));
         }
         let mid_message = session.is_mid_message();
@@ -223,32 +283,103 @@ async fn run(
             let _ = write_task.await;
         }
     }
+    in_flight.requeue(shared);
     result
 }
 
-/// Moves queued input into the session and its output to the writer. Fails if the writer is gone.
-fn take_input(shared: &Shared, session: &mut Session, out: &mpsc::UnboundedSender<Outgoing>) -> Result<(), ()> {
+/// Moves queued input into the session and its output to the writer, remembering which events each batch
+/// of bytes carries. Fails if the writer is gone.
+fn take_input(
+    shared: &Shared,
+    session: &mut Session,
+    out: &mpsc::UnboundedSender<Outgoing>,
+    in_flight: &mut InFlight,
+) -> Result<(), ()> {
+    let mut batch = Vec::new();
     let mut st = shared.lock();
     while let Some(input) = st.input.pop_front() {
         match input {
-            Input::Key { keysym, down } => session.key(keysym, down),
-            Input::Pointer { buttons, x, y } => session.send(&ClientMessage::PointerEvent { buttons, x, y }),
-            Input::UpdateRequest { incremental, rect: None } => session.request_update(incremental),
+            Input::Key { keysym, down } => {
+                session.key(keysym, down);
+                batch.push(input);
+            }
+            Input::Pointer { buttons, x, y } => {
+                session.send(&ClientMessage::PointerEvent { buttons, x, y });
+                batch.push(input);
+            }
+            Input::UpdateRequest { incremental, rect: None } => {
+                session.request_update(incremental);
+            }
             Input::UpdateRequest { incremental, rect: Some(rect) } => {
-                session.send(&ClientMessage::FramebufferUpdateRequest { incremental, rect })
+                session.send(&ClientMessage::FramebufferUpdateRequest { incremental, rect });
             }
             Input::Flush(done) => {
-                if session.has_output() {
-                    out.send(Outgoing::Bytes(session.take_output())).map_err(drop)?;
-                }
+                send_batch(session, out, in_flight, std::mem::take(&mut batch))?;
                 out.send(Outgoing::Flushed(done)).map_err(drop)?;
-                true
             }
-        };
+        }
     }
     drop(st);
-    if session.has_output() {
-        out.send(Outgoing::Bytes(session.take_output())).map_err(drop)?;
+    send_batch(session, out, in_flight, batch)
+}
+
+/// Hands the session's output, carrying the events `inputs`, to the writer.
+fn send_batch(
+    session: &mut Session,
+    out: &mpsc::UnboundedSender<Outgoing>,
+    in_flight: &mut InFlight,
+    inputs: Vec<Input>,
+) -> Result<(), ()> {
+    if !session.has_output() {
+        in_flight.refused.extend(inputs);
+        return Ok(());
     }
-    Ok(())
+    let batch = in_flight.push(inputs);
+    out.send(Outgoing::Bytes { bytes: session.take_output(), batch }).map_err(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(st: &super::super::shared::State) -> Vec<u32> {
+        st.input
+            .iter()
+            .map(|i| match i {
+                Input::Key { keysym, .. } => *keysym,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    fn key(keysym: u32) -> Input {
+        Input::Key { keysym, down: true }
+    }
+
+    #[test]
+    fn unwritten_batches_go_back_to_the_front_of_the_queue_in_order() {
+        let shared = Shared::new();
+        shared.lock().input.push_back(key(9));
+        let mut in_flight = InFlight::new();
+        assert_eq!(in_flight.push(vec![key(1), key(2)]), 0);
+        assert_eq!(in_flight.push(vec![]), 1);
+        assert_eq!(in_flight.push(vec![key(3)]), 2);
+        in_flight.written.store(2, Ordering::Release);
+        assert_eq!(in_flight.push(vec![key(4), key(5)]), 3);
+        assert_eq!(in_flight.batches.len(), 2, "written batches are forgotten");
+        in_flight.refused.push(key(6));
+        in_flight.requeue(&shared);
+        assert_eq!(keys(&shared.lock()), [3, 4, 5, 6, 9]);
+    }
+
+    #[test]
+    fn nothing_goes_back_once_everything_is_written() {
+        let shared = Shared::new();
+        let mut in_flight = InFlight::new();
+        in_flight.push(vec![key(1)]);
+        in_flight.push(vec![key(2)]);
+        in_flight.written.store(2, Ordering::Release);
+        in_flight.requeue(&shared);
+        assert!(shared.lock().input.is_empty());
+    }
 }
