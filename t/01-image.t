@@ -5,7 +5,9 @@ use v5.36;
 use Test::More;
 use File::Temp 'tempdir';
 
+use lib 't/lib';
 use NativeVNC;
+use NativeVNC::Test::Util qw(slurp_or_die);
 
 my $img = NativeVNC::Image->new(4, 3);
 is($img->xres, 4, 'xres');
@@ -25,18 +27,13 @@ like((eval { NativeVNC::Image->new(60000, 60000); 1 } ? '' : $@), qr/larger than
 
 my $dir = tempdir(CLEANUP => 1);
 ok($img->write("$dir/a.ppm"), 'write PPM');
-open my $fh, '<:raw', "$dir/a.ppm" or die $!;
-my $ppm = do { local $/; <$fh> };
+my $ppm = slurp_or_die("$dir/a.ppm");
 is(substr($ppm, 0, 11), "P6\n4 3\n255\n", 'PPM header');
 is(substr($ppm, 11 + (1 * 4 + 1) * 3, 6), pack('C6', 0xf0, 0x20, 0x10, 0x30, 0xe0, 0x05), 'PPM pixels are R,G,B');
 
 ok($img->write("$dir/a.png"), 'write PNG');
-my $png = `pngtopnm $dir/a.png 2>/dev/null` || do {
-    # No netpbm: check the signature and let tinycv read it back below.
-    open my $p, '<:raw', "$dir/a.png" or die $!;
-    local $/;
-    <$p>;
-};
+# Without netpbm: the file itself (its signature is checked here, tinycv reads it back below).
+my $png = `pngtopnm $dir/a.png 2>/dev/null` || slurp_or_die("$dir/a.png");
 like($png, qr/\A(?:\x89PNG|P6)/, 'PNG file written');
 
 subtest 'tinycv reads our PNG back' => sub {

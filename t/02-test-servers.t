@@ -12,7 +12,8 @@ use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use NativeVNC::Test::Guest;
 use NativeVNC::Test::Xvnc;
-use NativeVNC::Test::Util qw(rgb_at crop_rgb group_pids live_groups rfb_probe child_pids);
+use NativeVNC::Test::Image qw(rgb_at crop_rgb distinct_colours);
+use NativeVNC::Test::Util qw(group_pids live_groups rfb_probe child_pids);
 
 # Whole-test guard: exit (so END blocks reap the servers) instead of hanging.
 $SIG{ALRM} = sub { diag 'test did not finish within 600s'; exit 1 };
@@ -23,12 +24,6 @@ my %spawned;    # pid => what, to check afterwards that all are gone
 sub gone_ok ($pid, $what) {
     ok(!kill(0, $pid), "$what process $pid is gone");
     is_deeply([group_pids($pid)], [], "$what process group $pid is empty");
-}
-
-sub distinct_colours ($image) {
-    my %seen;
-    $seen{ substr $image->{rgb}, $_ * 3, 3 } = 1 for 0 .. $image->{width} * $image->{height} - 1;
-    return scalar keys %seen;
 }
 
 subtest 'QEMU guest' => sub {

@@ -20,7 +20,7 @@ use Time::HiRes qw(time);
 
 use lib 't/lib';
 use NativeVNC::Test::PrivateHost;
-use NativeVNC::Test::Util qw(repo_root wait_until slurp);
+use NativeVNC::Test::Util qw(repo_root wait_until slurp proc_stat);
 
 my $PASSWORD = 'Esx:r00t/pw 42';
 my $HELLO = '/usr/local/bin/nativevnc-private-hello';
@@ -53,8 +53,8 @@ sub processes_where ($test) {
 
 # True while process $pid exists and is not a zombie.
 sub running ($pid) {
-    my $stat = slurp("/proc/$pid/stat") // return 0;
-    return $stat !~ /\) Z /;
+    my ($state) = proc_stat($pid);
+    return defined $state && $state ne 'Z';
 }
 
 sub host_state () {

@@ -21,7 +21,7 @@ use JSON::PP ();
 use Time::HiRes qw(time);
 
 use lib 't/lib';
-use NativeVNC::Test::Util qw(repo_root file_tail);
+use NativeVNC::Test::Util qw(repo_root file_tail slurp_or_die);
 
 $SIG{ALRM} = sub { diag 'test did not finish within 600 s'; exit 1 };
 alarm 600;
@@ -30,12 +30,6 @@ my $root = repo_root();
 chdir $root or die "chdir $root: $!";
 my $tmp = tempdir('nativevnc-t05-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{NATIVEVNC_KEEP_TMP});
 my $packages = '-p nativevnc -p nativevnc-cli';
-
-sub slurp ($path) {
-    open my $fh, '<:raw', $path or die "$path: $!";
-    local $/;
-    return scalar <$fh>;
-}
 
 # Runs @command in $dir with the environment of a shell outside the tree (no PERL5LIB pointing into blib, no
 # make of ours around it) plus %$env; its output goes to $tmp/$log. Returns the exit status and the output.
@@ -56,7 +50,7 @@ sub run ($dir, $log, $env, @command) {
     my $status = $? >> 8;
     my $what = "@command";
     note sprintf '%s: %.1f s', length $what > 80 ? substr($what, 0, 77) . '...' : $what, time - $started;
-    return ($status, slurp("$tmp/$log"));
+    return ($status, slurp_or_die("$tmp/$log"));
 }
 
 sub run_ok ($dir, $log, $env, $what, @command) {
@@ -67,7 +61,7 @@ sub run_ok ($dir, $log, $env, $what, @command) {
 
 # --- One version ---
 
-my ($workspace) = slurp('Cargo.toml') =~ /^\[workspace\.package\]\n(.*?)(?:^\[|\z)/ms;
+my ($workspace) = slurp_or_die('Cargo.toml') =~ /^\[workspace\.package\]\n(.*?)(?:^\[|\z)/ms;
 my ($version) = ($workspace // '') =~ /^version\s*=\s*"([^"]+)"/m;
 like($version, qr/^\d+\.\d+\.\d+$/, "the Cargo workspace's version: $version");
 
@@ -78,9 +72,9 @@ subtest "every version is $version" => sub {
     for my $module (sort @modules) {
         is(MM->parse_version($module), "v$version", "$module: \$VERSION");
     }
-    my ($changes) = slurp('Changes') =~ /^(\S+)\s+\d{4}-\d\d-\d\d/m;
+    my ($changes) = slurp_or_die('Changes') =~ /^(\S+)\s+\d{4}-\d\d-\d\d/m;
     is($changes, $version, 'Changes: the newest entry');
-    my ($debian) = slurp('debian/changelog') =~ /^libnativevnc-perl \(([^)]+)\)/;
+    my ($debian) = slurp_or_die('debian/changelog') =~ /^libnativevnc-perl \(([^)]+)\)/;
     like($debian, qr/^\Q$version\E-\d+$/, "debian/changelog: $debian");
     is(scalar `blib/script/nativevnc --version`, "nativevnc $version\n", 'nativevnc --version (the build in blib)');
 };

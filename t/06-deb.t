@@ -16,7 +16,7 @@ use Time::HiRes qw(time);
 
 use lib 't/lib';
 use NativeVNC::Test::PrivateHost;
-use NativeVNC::Test::Util qw(repo_root file_tail slurp);
+use NativeVNC::Test::Util qw(repo_root file_tail slurp slurp_or_die);
 
 my $PACKAGE = 'libnativevnc-perl';
 my $BUILD_VAR = 'NATIVEVNC_T06_BUILD';
@@ -56,7 +56,7 @@ alarm 600;
 delete @ENV{qw(PERL5LIB PERL5OPT)};
 $ENV{DEBIAN_FRONTEND} = 'noninteractive';
 my $build = JSON::PP::decode_json($ENV{$BUILD_VAR} // die "$BUILD_VAR not set: run the test itself\n");
-my ($version) = slurp(repo_root() . '/debian/changelog') =~ /^\Q$PACKAGE\E \(([^)]+)\)/;
+my ($version) = slurp_or_die(repo_root() . '/debian/changelog') =~ /^\Q$PACKAGE\E \(([^)]+)\)/;
 my ($upstream) = $version =~ /^(.+)-[^-]+$/;
 my $vendorarch = $Config{vendorarch};
 my $tmp = tempdir('nativevnc-t06-inside-XXXXXX', TMPDIR => 1, CLEANUP => 1);

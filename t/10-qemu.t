@@ -13,7 +13,7 @@ use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use NativeVNC::Test::OsAutoinst qw(deadline capture_log);
 use NativeVNC::Test::Guest;
-use NativeVNC::Test::Util qw(wait_until group_pids);
+use NativeVNC::Test::Util qw(wait_until group_pids slurp_or_die);
 
 use consoles::NativeVNC;
 
@@ -27,9 +27,7 @@ my $guest = NativeVNC::Test::Guest->start(
 $guest->wait_ready;
 
 sub qemu_log () {
-    open my $fh, '<', $guest->qemu_log_path or die $!;
-    local $/;
-    return <$fh>;
+    return slurp_or_die($guest->qemu_log_path);
 }
 
 sub type_text ($vnc, $text) {

@@ -36,7 +36,8 @@ use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use NativeVNC;
 use NativeVNC::Test::Guest;
-use NativeVNC::Test::Util qw(group_pids live_groups differing_pixels);
+use NativeVNC::Test::Image qw(read_ppm differing_pixels channel_errors distinct_colours);
+use NativeVNC::Test::Util qw(group_pids live_groups);
 
 $SIG{ALRM} = sub { diag 'test did not finish within 300s'; exit 1 };
 alarm 300;
@@ -84,7 +85,7 @@ sub client_screen ($client) { return image_screen($client->snapshot) }
 sub image_screen ($image) {
     my $file = "$tmp/client.ppm";
     $image->write($file);
-    my $screen = NativeVNC::Test::Guest::read_ppm($file);
+    my $screen = read_ppm($file);
     my $bad = 0;
     for (my $i = 7; $i < $W * $H; $i += 523) {
         my ($x, $y) = ($i % $W, int($i / $W));
@@ -101,44 +102,6 @@ sub same_screen ($got, $want, $name) {
     fail($name);
     diag "$count pixels differ (R,G,B), first ones:\n  " . join("\n  ", @$list);
     return 0;
-}
-
-# Error statistics of rows $y0 .. $y1 - 1 (optionally only rows for which $want_row->($y) is true): mean and
-# maximum absolute channel error, pixels that differ, channels off by more than 8, and the mean signed error
-# (bias) of R, G and B.
-sub error_stats ($got, $want, $y0, $y1, $want_row = sub { 1 }) {
-    my ($sum, $max, $channels, $pixels_off, $big, @signed) = (0, 0, 0, 0, 0, 0, 0, 0);
-    my $row_bytes = $W * 3;
-    for my $y ($y0 .. $y1 - 1) {
-        next unless $want_row->($y);
-        my $a = substr $got->{rgb}, $y * $row_bytes, $row_bytes;
-        my $b = substr $want->{rgb}, $y * $row_bytes, $row_bytes;
-        $channels += $row_bytes;
-        next if $a eq $b;
-        my @a = unpack 'C*', $a;
-        my @b = unpack 'C*', $b;
-        for (my $i = 0; $i < @a; $i += 3) {
-            my $off = 0;
-            for my $c (0 .. 2) {
-                $signed[$c] += $a[$i + $c] - $b[$i + $c];
-                my $d = abs($a[$i + $c] - $b[$i + $c]);
-                $sum += $d;
-                $max = $d if $d > $max;
-                $big++ if $d > 8;
-                $off ||= $d;
-            }
-            $pixels_off++ if $off;
-        }
-    }
-    my $pixels = $channels / 3;
-    return { mean => $channels ? $sum / $channels : 0, max => $max, pixels_off => $pixels_off, pixels => $pixels,
-        big => $big, bias => [map { $pixels ? $_ / $pixels : 0 } @signed] };
-}
-
-sub distinct_colours ($screen, $y0 = 0, $y1 = $H) {
-    my %seen;
-    $seen{ substr $screen->{rgb}, $_ * 3, 3 } = 1 for $y0 * $W .. $y1 * $W - 1;
-    return scalar keys %seen;
 }
 
 sub connect_client ($encodings) {
@@ -385,6 +348,11 @@ sub expected_j ($got, $want) {
     return \%exp;
 }
 
+# Channel errors (NativeVNC::Test::Image::channel_errors) within J, of the rows for which $rows->($y) is true.
+sub j_errors ($got, $want, $rows) {
+    return channel_errors($got, $want, rect => [0, J_Y, $W, $H - J_Y], rows => $rows);
+}
+
 # The client's screen compared with QEMU's while J shows JPEG: exact above J, within JPEG's error in J.
 sub check_jpeg_screen ($what, $got, $want, $lossy_rows, $lossy_part) {
     my $exp = expected_j($got, $want);
@@ -394,22 +362,22 @@ sub check_jpeg_screen ($what, $got, $want, $lossy_rows, $lossy_part) {
           differing_pixels(map { { width => $W, height => J_Y, rgb => substr($_->{rgb}, 0, $above) } } $got, $exp);
         diag "$count pixels differ, first ones:\n  " . join("\n  ", @$list);
     };
-    my $grad = error_stats($got, $exp, J_Y, $H, $is_gradient_row);
-    my $grad_inner = error_stats($got, $exp, J_Y, $H, $is_gradient_inner_row);
-    my $bias = error_stats($got, $exp, J_Y, $H, sub ($y) { $lossy_rows->($y) && $is_gradient_inner_row->($y) })->{bias};
-    my $lossy = error_stats($got, $exp, J_Y, $H, $lossy_rows);
-    my $grey = error_stats($got, $exp, J_Y, $H, $is_grey_inner_row);
-    my $edge = error_stats($got, $exp, J_Y, $H, $is_edge_row);
+    my $grad = j_errors($got, $exp, $is_gradient_row);
+    my $grad_inner = j_errors($got, $exp, $is_gradient_inner_row);
+    my $bias = j_errors($got, $exp, sub ($y) { $lossy_rows->($y) && $is_gradient_inner_row->($y) })->{bias};
+    my $lossy = j_errors($got, $exp, $lossy_rows);
+    my $grey = j_errors($got, $exp, $is_grey_inner_row);
+    my $edge = j_errors($got, $exp, $is_edge_row);
     diag sprintf '%s: J gradients: %d of %d pixels differ (%s: %d of %d), mean channel error %.3f, max %d'
       . ' (not next to a grey stripe: %d, %.3f%% of channels off by more than 8;'
       . ' bias of the lossy ones: R %+.3f G %+.3f B %+.3f);'
       . ' grey stripes: %d pixels differ, max %d; edge rows: %d differ, mean %.2f, max %d', $what,
-      @$grad{qw(pixels_off pixels)}, $lossy_part, @$lossy{qw(pixels_off pixels)}, @$grad{qw(mean max)},
-      $grad_inner->{max}, 100 * $grad_inner->{big} / $grad_inner->{pixels} / 3, @$bias,
-      @$grey{qw(pixels_off max)}, @$edge{qw(pixels_off mean max)};
-    cmp_ok($lossy->{pixels_off}, '>', $lossy->{pixels} / 10, "$what: J's $lossy_part are lossy (JPEG)");
+      @$grad{qw(differing compared)}, $lossy_part, @$lossy{qw(differing compared)}, @$grad{qw(mean max)},
+      $grad_inner->{max}, 100 * $grad_inner->{over8} / $grad_inner->{compared} / 3, @$bias,
+      @$grey{qw(differing max)}, @$edge{qw(differing mean max)};
+    cmp_ok($lossy->{differing}, '>', $lossy->{compared} / 10, "$what: J's $lossy_part are lossy (JPEG)");
     cmp_ok($grad->{mean}, '<', 4, "$what: mean channel error in J's gradients below 4");
-    cmp_ok($grad_inner->{big}, '<', $grad_inner->{pixels} * 3 / 100,
+    cmp_ok($grad_inner->{over8}, '<', $grad_inner->{compared} * 3 / 100,
         "$what: less than 1% of their channels off by more than 8 (but next to grey stripes)");
     ok(!(grep { abs($_) >= 1 } @$bias),
         "$what: no channel of the lossy rows off by 1 or more on average (JPEG's error has no bias)");
@@ -487,7 +455,7 @@ for my $case (['TightPNG', [$ENCODING{TightPNG}, JPEG_QUALITY_9, DESKTOP_SIZE]],
             $full = $client->snapshot;
             $attempts++;
             my $image = image_screen($full);
-            last if error_stats($image, expected_j($image, $want), J_Y, $H, $is_gradient_row)->{pixels_off};
+            last if j_errors($image, expected_j($image, $want), $is_gradient_row)->{differing};
         }
         ok(stop_animation(), 'the animation ran until stopped');
         my $stopped = $animation_stopped;

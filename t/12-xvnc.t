@@ -21,7 +21,8 @@ use NativeVNC;
 use NativeVNC::Exception;
 use consoles::NativeVNC;
 use NativeVNC::Test::Xvnc;
-use NativeVNC::Test::Util qw(rgb_at group_pids live_groups reap child_pids);
+use NativeVNC::Test::Image qw(read_ppm parse_ppm rgb_at differing_pixels channel_errors rng);
+use NativeVNC::Test::Util qw(group_pids live_groups reap child_pids slurp_or_die);
 
 # No whole-test alarm: NativeVNC::Test::Util::with_timeout, which guards every X request, re-arms an outer
 # alarm one second short each time, so a draw_scene would use it up. Every wait here is bounded instead.
@@ -43,26 +44,12 @@ my %spawned;    # pid => what, to check at the end that all are gone
 
 my $snapshots = 0;
 
-sub read_ppm ($data, $what) {
-    my ($w, $h, $max, $rgb) = $data =~ /\AP6\s+(\d+)\s+(\d+)\s+(\d+)\s(.*)\z/s
-      or die "$what: not a binary PPM\n";
-    die "$what: maximum value $max, not 255\n" unless $max == 255;
-    die "$what: " . length($rgb) . " bytes of pixels for ${w}x$h\n" unless length $rgb == $w * $h * 3;
-    return { width => $w, height => $h, rgb => $rgb };
-}
-
-sub slurp ($path) {
-    open my $fh, '<:raw', $path or die "cannot read $path: $!\n";
-    local $/;
-    return scalar <$fh>;
-}
-
 # The pixels of a NativeVNC::Image (through its documented PPM output) or of a tinycv::Image (ppm_data).
 sub image_rgb ($image) {
-    return read_ppm($image->ppm_data, 'tinycv ppm_data') if $image->isa('tinycv::Image');
+    return parse_ppm($image->ppm_data, 'tinycv ppm_data') if $image->isa('tinycv::Image');
     my $path = sprintf '%s/snapshot-%03d.ppm', $tmp, ++$snapshots;
     $image->write($path);
-    return read_ppm(slurp($path), $path);
+    return read_ppm($path);
 }
 
 # Sample positions: the corners and a scattered set in between.
@@ -84,58 +71,12 @@ sub get_pixel_agrees ($image, $rgb, $what) {
       or diag join "\n", 'get_pixel vs. pixels:', @bad[0 .. ($#bad < 4 ? $#bad : 4)];
 }
 
-# Differing pixels: count and the first few, described.
-sub pixel_differences ($got, $want, $limit = 5) {
-    return (-1, "size $got->{width}x$got->{height} instead of $want->{width}x$want->{height}")
-      if $got->{width} != $want->{width} || $got->{height} != $want->{height};
-    return (0) if $got->{rgb} eq $want->{rgb};
-    my $row = $want->{width} * 3;
-    my ($count, @first) = (0);
-    for my $y (0 .. $want->{height} - 1) {
-        my ($g, $w) = (substr($got->{rgb}, $y * $row, $row), substr($want->{rgb}, $y * $row, $row));
-        next if $g eq $w;
-        my $xor = $g ^. $w;
-        while ($xor =~ /[^\0]/g) {
-            my $x = int((pos($xor) - 1) / 3);
-            pos($xor) = ($x + 1) * 3;
-            $count++;
-            push @first, sprintf('(%d,%d): got %s, want %s', $x, $y,
-                join(',', rgb_at($got, $x, $y)), join(',', rgb_at($want, $x, $y)))
-              if @first < $limit;
-        }
-    }
-    return ($count, @first);
-}
-
 sub screen_is ($got, $want, $what) {
-    my ($count, @first) = pixel_differences($got, $want);
+    my ($count, $first) = differing_pixels($got, $want, 5);
     return pass("$what: pixel-exact") unless $count;
     fail("$what: pixel-exact");
-    diag "$count differing pixels; the first: ", join('; ', @first);
+    diag "$count differing pixels; the first: ", join('; ', @$first);
     return 0;
-}
-
-# Channel errors of $got against $want within $rect ([x, y, w, h], default the whole screen):
-# {max, mean (over all channel values), pixels (that differ)}.
-sub channel_errors ($got, $want, $rect = undef) {
-    my ($x0, $y0, $w, $h) = $rect ? @$rect : (0, 0, $want->{width}, $want->{height});
-    my ($max, $sum, $pixels) = (0, 0, 0);
-    for my $y ($y0 .. $y0 + $h - 1) {
-        my $offset = ($y * $want->{width} + $x0) * 3;
-        my ($g, $t) = (substr($got->{rgb}, $offset, $w * 3), substr($want->{rgb}, $offset, $w * 3));
-        next if $g eq $t;
-        my @g = unpack 'C*', $g;
-        my @t = unpack 'C*', $t;
-        my $last_pixel = -1;
-        for my $i (0 .. $#g) {
-            my $d = abs($g[$i] - $t[$i]) or next;
-            $sum += $d;
-            $max = $d if $d > $max;
-            my $pixel = int($i / 3);
-            $pixels++, $last_pixel = $pixel if $pixel != $last_pixel;
-        }
-    }
-    return { max => $max, mean => $sum / ($w * $h * 3), pixels => $pixels };
 }
 
 # --- the low-level client --------------------------------------------------------------------------------
@@ -177,17 +118,6 @@ sub damage_area ($client) {
 }
 
 # --- changes to the screen between updates ---------------------------------------------------------------
-
-# xorshift32, so that the changes are the same on every run.
-sub rng ($seed) {
-    my $state = ($seed * 2654435761 + 12345) & 0xffffffff || 1;
-    return sub ($n) {
-        $state ^= ($state << 13) & 0xffffffff;
-        $state ^= $state >> 17;
-        $state ^= ($state << 5) & 0xffffffff;
-        return $state % $n;
-    };
-}
 
 # Copies (one across regions, one overlapping its source), solid fills down to single pixels, noise and a
 # patch in the bottom right corner, different for each $round.
@@ -314,23 +244,23 @@ subtest 'Tight with JPEG quality 9' => sub {
 
     my $all = channel_errors($got, $truth);
     diag sprintf 'Tight/JPEG whole screen: %d differing pixels, mean channel error %.3f, max %d',
-      @$all{qw(pixels mean max)};
+      @$all{qw(differing mean max)};
     # Everything Tight does besides JPEG is lossless: differences prove that JPEG was used.
-    cmp_ok($all->{pixels}, '>', 0, 'some pixels differ: JPEG (lossy) was used');
+    cmp_ok($all->{differing}, '>', 0, 'some pixels differ: JPEG (lossy) was used');
     # At quality 9 (JPEG quality 100 in TigerVNC) errors come from the colour conversion and rounding
     # only: a mean of 3 (about 1 %) leaves a wide margin and still catches any decoding error.
     cmp_ok($all->{mean}, '<', 3, 'mean absolute channel error over the screen < 3 (of 255)');
     # A block decoded wrongly (wrong table, wrong colour conversion, misplaced) is off by far more than that.
     cmp_ok($all->{max}, '<=', 24, 'no channel anywhere off by more than 24');
     for my $region (qw(noise gradient)) {
-        my $e = channel_errors($got, $truth, $scene->{regions}{$region});
+        my $e = channel_errors($got, $truth, rect => $scene->{regions}{$region});
         diag sprintf 'Tight/JPEG %s region: mean %.3f, max %d', $region, @$e{qw(mean max)};
         cmp_ok($e->{mean}, '<', 3, "$region region: mean channel error < 3");
     }
     # Areas of few colours go through Tight's lossless fill and palette paths, never JPEG.
     for my $region (qw(solids small)) {
-        my $e = channel_errors($got, $truth, $scene->{regions}{$region});
-        is($e->{max}, 0, "$region region (few colours): exact") or diag "max error $e->{max} in $e->{pixels} pixels";
+        my $e = channel_errors($got, $truth, rect => $scene->{regions}{$region});
+        is($e->{max}, 0, "$region region (few colours): exact") or diag "max error $e->{max} in $e->{differing} pixels";
     }
     $client->disconnect;
 };
@@ -386,9 +316,9 @@ subtest 'depth 16 (RGB555)' => sub {
         is($over, 0, "depth 16 $name: every channel within 8 of the truth") or diag "first: $first_over";
         is($inexact, 0, "depth 16 $name: colours representable in 5 bits per channel are exact")
           or diag "$inexact pixels, first: $first_inexact";
-        my $patch = channel_errors($got, $truth, [256, 384, 256, 128]);
+        my $patch = channel_errors($got, $truth, rect => [256, 384, 256, 128]);
         is($patch->{max}, 0, "depth 16 $name: the 5-bit colour patches are exact");
-        cmp_ok(channel_errors($got, $truth)->{pixels}, '>', 0,
+        cmp_ok(channel_errors($got, $truth)->{differing}, '>', 0,
             "depth 16 $name: other colours differ (the server really sent 16-bit pixels)");
         $client->disconnect;
     }
@@ -501,7 +431,7 @@ sub captured ($code) {
     my $error = $@;
     open STDERR, '>&', $saved or die "restore STDERR: $!";
     die $error unless $ok;
-    return join('', @warnings) . slurp($err_file);
+    return join('', @warnings) . slurp_or_die($err_file);
 }
 
 subtest 'VNC authentication' => sub {
@@ -668,7 +598,7 @@ subtest 'os-autoinst loaded: consoles::NativeVNC with tinycv, OpenQA exceptions'
     my $check_frame = sub ($message, $step, $truth) {
         is($message && $message->{step}, $step, "child reported step $step") or return;
         is($message->{class}, 'tinycv::Image', "$step: _framebuffer is a tinycv::Image");
-        my $got = read_ppm(slurp($message->{ppm}), $message->{ppm});
+        my $got = read_ppm($message->{ppm});
         screen_is($got, $truth, "tinycv framebuffer, $step");
         my @bad = grep { "@$_[2 .. 4]" ne join ' ', reverse rgb_at($got, @$_[0, 1]) } @{ $message->{samples} };
         ok(!@bad, "$step: tinycv's get_pixel returns (b, g, r) of the same pixels")
@@ -712,7 +642,7 @@ subtest 'os-autoinst loaded: consoles::NativeVNC with tinycv, OpenQA exceptions'
         $status = reap($pid, 5);
     }
     is($status, 0, 'the child exited with status 0');
-    my $stderr = -e "$tmp/child-stderr.txt" ? slurp("$tmp/child-stderr.txt") : '';
+    my $stderr = -e "$tmp/child-stderr.txt" ? slurp_or_die("$tmp/child-stderr.txt") : '';
     unlike($stderr, qr/\Q$WRONG_PASSWORD\E|\Q$PASSWORD\E/, 'nothing the child printed on STDERR contains a password');
     diag "child STDERR:\n$stderr" if $status;
 };

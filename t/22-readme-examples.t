@@ -13,6 +13,7 @@
 # Everything else stays as written. An example this test has no check for fails, as does a placeholder left over.
 use v5.36;
 use Test::More;
+use Encode qw(decode);
 use File::Temp 'tempdir';
 
 use lib 't/lib', '/usr/lib/os-autoinst';
@@ -21,7 +22,8 @@ use cv;
 use NativeVNC::Test::Cli qw(run_nativevnc spawn_nativevnc read_text);
 use NativeVNC::Test::Guest;
 use NativeVNC::Test::WebmksSim;
-use NativeVNC::Test::Util qw(repo_root wait_until free_tcp_port stop_group differing_pixels);
+use NativeVNC::Test::Image qw(read_ppm differing_pixels);
+use NativeVNC::Test::Util qw(repo_root wait_until free_tcp_port stop_group slurp_or_die);
 
 cv::init();
 require tinycv;
@@ -32,8 +34,7 @@ alarm 300;
 # The section's example lines.
 sub examples () {
     my $readme = repo_root() . '/README.md';
-    open my $fh, '<:encoding(UTF-8)', $readme or die "$readme: $!";
-    my $text = do { local $/; <$fh> };
+    my $text = decode('UTF-8', slurp_or_die($readme));
     my ($section) = $text =~ /^## The nativevnc program\n(.*?)(?=^## )/ms or die 'no "The nativevnc program" section';
     return map { /^    (nativevnc .*?)(?:\s+#\s.*)?$/ ? $1 : () } split /\n/, $section;
 }
@@ -82,7 +83,7 @@ sub read_image ($path) {
     my $image = tinycv::read($path) or die "tinycv cannot read $path";
     my $ppm = "$path.ppm";
     $image->write($ppm) or die "tinycv cannot write $ppm";
-    return NativeVNC::Test::Guest::read_ppm($ppm);
+    return read_ppm($ppm);
 }
 
 # The text on the guest's first console, line by line (128 columns a line).

@@ -13,7 +13,8 @@ use lib 't/lib';
 use NativeVNC::Test::OsAutoinst qw(deadline capture_log error_of);
 use NativeVNC::Test::Guest;
 use NativeVNC::Test::WebmksSim;
-use NativeVNC::Test::Util qw(repo_root wait_until spawn_group stop_group file_tail differing_pixels free_tcp_port);
+use NativeVNC::Test::Image qw(read_ppm differing_pixels);
+use NativeVNC::Test::Util qw(repo_root wait_until spawn_group stop_group file_tail free_tcp_port);
 
 use consoles::NativeVNC;
 
@@ -244,7 +245,7 @@ subtest 'nativevnc screenshot and proxy' => sub {
     my $url = $sim->url(vm => 'sut');
     system $nativevnc, 'screenshot', '--ca-file', $sim->cert_file, '--url', $url, '--out', "$tmp/cli.ppm";
     is($?, 0, 'nativevnc screenshot over webmks');
-    is(scalar differing_pixels(NativeVNC::Test::Guest::read_ppm("$tmp/cli.ppm"), $guest->screendump), 0,
+    is(scalar differing_pixels(read_ppm("$tmp/cli.ppm"), $guest->screendump), 0,
         'equals the screendump');
 
     my $log = "$tmp/proxy.log";
@@ -255,7 +256,7 @@ subtest 'nativevnc screenshot and proxy' => sub {
     for my $n (1 .. 2) {
         system $nativevnc, 'screenshot', '--url', "vnc://127.0.0.1:$port", '--encodings', 'raw', '--out', "$tmp/p$n.ppm";
         is($?, 0, "a plain VNC client through the proxy ($n)");
-        is(scalar differing_pixels(NativeVNC::Test::Guest::read_ppm("$tmp/p$n.ppm"), $guest->screendump), 0, '... sees the screen');
+        is(scalar differing_pixels(read_ppm("$tmp/p$n.ppm"), $guest->screendump), 0, '... sees the screen');
     }
     is($sim->stats->{tickets_issued} - $before, 2, 'a fresh ticket per viewer');
     stop_group($pid);

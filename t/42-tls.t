@@ -17,7 +17,7 @@ use lib 't/lib';
 use NativeVNC::Test::OsAutoinst qw(deadline capture_log error_of);
 use NativeVNC::Test::Guest;
 use NativeVNC::Test::WebmksSim;
-use NativeVNC::Test::Util qw(repo_root wait_until spawn_group stop_group file_tail);
+use NativeVNC::Test::Util qw(repo_root wait_until spawn_group stop_group file_tail slurp slurp_or_die);
 
 use consoles::NativeVNC;
 
@@ -63,19 +63,11 @@ sub start_relay ($sim, $crt, $key, $version) {
     my $pid = spawn_group([$relay_program, '--listen', '127.0.0.2:' . $sim->port, '--target', '127.0.0.1:' . $sim->port,
             '--cert', $crt, '--key', $key, '--version', $version], log => $log);
     wait_until(20, "the relay for TLS $version", sub {
-        open my $fh, '<', $log or return;
-        local $/;
-        my $text = <$fh> // '';
+        my $text = slurp($log) // return;
         die "the relay failed:\n$text" if $text =~ /Traceback|Error/;
         return $text =~ /^relay listening on /m;
     });
     return ($pid, $log);
-}
-
-sub relay_log ($log) {
-    open my $fh, '<', $log or die "$log: $!";
-    local $/;
-    return <$fh>;
 }
 
 # webmks-sim presenting the certificate, writing the relay's address (127.0.0.2) into its tickets; and the
@@ -116,7 +108,7 @@ for my $cert (@certs) {
                 $vnc->socket(undef);
             }
             stop_group($relay);
-            my $served = relay_log($log);
+            my $served = slurp_or_die($log);
             like($served, qr/^accepted TLSv\Q$version\E \S+: POST \/sdk$/m, "OpenSSL served the API over TLS $version");
             like($served, qr/^accepted TLSv\Q$version\E \S+: GET \/ticket$/m, '... and the console');
             unlike($served, qr/connection failed/, '... without a failed connection') or diag $served;

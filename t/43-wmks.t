@@ -14,7 +14,8 @@ use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use NativeVNC::Test::Guest;
 use NativeVNC::Test::WebmksSim;
-use NativeVNC::Test::Util qw(repo_root wait_until with_timeout signal_group reap differing_pixels slurp);
+use NativeVNC::Test::Image qw(read_ppm differing_pixels);
+use NativeVNC::Test::Util qw(repo_root wait_until with_timeout signal_group reap slurp);
 
 $SIG{ALRM} = sub { diag 'test did not finish within 300 s'; exit 1 };
 alarm 300;
@@ -81,7 +82,7 @@ sub canvas_diff () {
     my $diff = 'no canvas';
     wait_until(30, 'the canvas equal to the screendump', sub {
         driver('dump', file => $canvas);
-        $diff = differing_pixels(NativeVNC::Test::Guest::read_ppm($canvas), $guest->wait_screen_stable);
+        $diff = differing_pixels(read_ppm($canvas), $guest->wait_screen_stable);
         return $diff eq '0';
     }, max_interval => 0.5);
     return $diff;

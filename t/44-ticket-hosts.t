@@ -12,7 +12,8 @@ use lib 't/lib';
 use NativeVNC::Test::OsAutoinst qw(deadline capture_log error_of message_of);
 use NativeVNC::Test::Guest;
 use NativeVNC::Test::WebmksSim;
-use NativeVNC::Test::Util qw(repo_root differing_pixels spawn_group stop_group wait_until file_tail);
+use NativeVNC::Test::Image qw(read_ppm differing_pixels);
+use NativeVNC::Test::Util qw(repo_root spawn_group stop_group wait_until file_tail);
 
 use consoles::NativeVNC;
 
@@ -107,7 +108,7 @@ subtest 'nativevnc --ticket-hosts' => sub {
     system "$nativevnc screenshot @common --ticket-hosts esx1.invalid=127.0.0.1 --url '@{[$ca_only->url(moid => 7)]}'"
       . " --out $out 2>$stderr";
     is($?, 0, 'with --ticket-hosts it connects');
-    is(scalar differing_pixels(NativeVNC::Test::Guest::read_ppm($out), $guest->screendump), 0, 'equals the screendump');
+    is(scalar differing_pixels(read_ppm($out), $guest->screendump), 0, 'equals the screendump');
     like(do { local (@ARGV, $/) = $stderr; <> }, $mapped, 'and logs the mapping');
     system "$nativevnc screenshot --ticket-hosts esx1 --url '@{[$ca_only->url(moid => 7)]}' --out $out 2>$stderr";
     is($? >> 8, 2, 'a malformed map is a usage error');
@@ -121,7 +122,7 @@ subtest 'nativevnc --ticket-hosts' => sub {
       wait_until(10, 'the proxy listening', sub { file_tail($log) =~ /listening on 127\.0\.0\.1:(\d+)/ && $1 });
     system $nativevnc, 'screenshot', '--url', "vnc://127.0.0.1:$port", '--encodings', 'raw', '--out', $out;
     is($?, 0, 'a plain VNC client through the proxy with --ticket-hosts');
-    is(scalar differing_pixels(NativeVNC::Test::Guest::read_ppm($out), $guest->screendump), 0, '... sees the screen');
+    is(scalar differing_pixels(read_ppm($out), $guest->screendump), 0, '... sees the screen');
     stop_group($pid);
     like(file_tail($log, 100000), $mapped, 'the proxy logs the mapping');
 };

@@ -11,7 +11,8 @@ use lib 't/lib';
 use NativeVNC::Test::OsAutoinst qw(deadline capture_log error_of message_of);
 use NativeVNC::Test::Guest;
 use NativeVNC::Test::WebmksSim;
-use NativeVNC::Test::Util qw(repo_root differing_pixels);
+use NativeVNC::Test::Image qw(read_ppm differing_pixels);
+use NativeVNC::Test::Util qw(repo_root);
 
 use consoles::NativeVNC;
 
@@ -147,7 +148,7 @@ subtest 'nativevnc --api' => sub {
             system $nativevnc, 'screenshot', '--api', 'rest', @tls, '--url', $url, '--out', $out;
             is($?, 0, 'screenshot --api rest');
         });
-    is(scalar differing_pixels(NativeVNC::Test::Guest::read_ppm($out), $guest->screendump), 0,
+    is(scalar differing_pixels(read_ppm($out), $guest->screendump), 0,
         '... equals the screendump');
     is_deeply([@$counted{qw(logins rest_logins rest_logouts)}], [0, 1, 1], '... through one REST session');
 

@@ -14,7 +14,8 @@ use Time::HiRes qw(time sleep);
 
 use lib 't/lib';
 use NativeVNC::Test::Guest;
-use NativeVNC::Test::Util qw(repo_root free_tcp_port wait_until spawn_group stop_group reap rfb_probe differing_pixels);
+use NativeVNC::Test::Image qw(read_ppm differing_pixels);
+use NativeVNC::Test::Util qw(repo_root free_tcp_port wait_until spawn_group stop_group reap rfb_probe slurp_or_die);
 use NativeVNC::Test::WebmksSim;
 
 $SIG{ALRM} = sub { diag 'test did not finish within 600 s'; exit 1 };
@@ -67,12 +68,6 @@ sub write_file ($path, $text) {
     close $fh or die "$path: $!";
 }
 
-sub read_file ($path) {
-    open my $fh, '<', $path or die "$path: $!";
-    local $/;
-    return scalar <$fh>;
-}
-
 # virsh must succeed; returns its stdout.
 sub virsh_ok ($sim, @args) {
     my ($status, $out, $err) = $sim->virsh(@args);
@@ -95,7 +90,7 @@ sub screen_matches ($sim, $moid, @nativevnc) {
         my $status = reap($pid, 30) // stop_group($pid);
         return 0 if $status;
         $sim->qmp($moid, 'screendump', { filename => "$tmp/dump.ppm" });
-        $diff = differing_pixels(map { NativeVNC::Test::Guest::read_ppm($_) } "$tmp/shot.ppm", "$tmp/dump.ppm");
+        $diff = differing_pixels(map { read_ppm($_) } "$tmp/shot.ppm", "$tmp/dump.ppm");
         return $diff eq '0';
     }, max_interval => 1);
     return $diff;
@@ -130,7 +125,7 @@ for my $version ('6.5', '7.0', '8.0') {
 
         like(virsh_ok($sim, 'define', "$tmp/domain.xml"), qr/Domain '$NAME' defined/, 'defined');
         my $vmx_file = "$datastore/openQA/$NAME.vmx";
-        my $vmx = read_file($vmx_file);
+        my $vmx = slurp_or_die($vmx_file);
         like($vmx, qr/^displayName = "$NAME"$/m, 'the .vmx libvirt uploaded is in the datastore: displayName');
         like($vmx, qr/^uuid\.bios = "[0-9a-f ]{23}-[0-9a-f ]{23}"$/m, 'uuid.bios');
         like($vmx, qr/^memsize = "256"$/m, 'memsize');
@@ -158,7 +153,7 @@ for my $version ('6.5', '7.0', '8.0') {
         rename "$datastore/openQA/$missing.away", "$datastore/openQA/$missing" or die $!;
 
         like(virsh_ok($sim, 'start', $NAME), qr/Domain '$NAME' started/, 'started');
-        like(read_file($sim->log_path), qr/powering on, its \.vmx read again: .*guestinfo keys \[guestinfo\.test\]/,
+        like(slurp_or_die($sim->log_path), qr/powering on, its \.vmx read again: .*guestinfo keys \[guestinfo\.test\]/,
             'power-on read the .vmx again, with what was appended after define');
         my $started = time;
         my $serial = spawn_group(['socat', '-u', "TCP4:127.0.0.1:$serial_port,crnl", 'STDOUT'], log => "$tmp/serial-$version.log");
@@ -195,7 +190,7 @@ for my $version ('6.5', '7.0', '8.0') {
 
         my $log = "$tmp/serial-$version.log";
         ok(wait_until(180, 'the guest\'s ready marker on the serial port',
-            sub { -e $log && read_file($log) =~ /\Q$NativeVNC::Test::Guest::READY_MARKER\E/ }),
+            sub { -e $log && slurp_or_die($log) =~ /\Q$NativeVNC::Test::Guest::READY_MARKER\E/ }),
             'the serial port carries the guest\'s boot output (socat, as os-autoinst reads it)');
         stop_group($serial);
         my $sock = wait_until(10, 'the serial port free again',
@@ -229,7 +224,7 @@ for my $version ('6.5', '7.0', '8.0') {
         my $stats = $sim->stats;
         my $kept = $version eq '6.5' ? 0 : 1;
         is($stats->{logouts}, $stats->{logins} - $kept, "every other session logged out ($stats->{logins} logins)");
-        unlike(read_file($sim->log_path), qr/\Q$PASSWORD\E|\Q$VNC_PASSWORD\E/, 'no password in the simulator\'s log');
+        unlike(slurp_or_die($sim->log_path), qr/\Q$PASSWORD\E|\Q$VNC_PASSWORD\E/, 'no password in the simulator\'s log');
         $sim->stop;
     };
 }

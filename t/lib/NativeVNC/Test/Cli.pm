@@ -9,7 +9,7 @@ use Encode qw(decode);
 use Exporter qw(import);
 use File::Temp qw(tempdir);
 
-use NativeVNC::Test::Util qw(repo_root spawn_group reap stop_group);
+use NativeVNC::Test::Util qw(repo_root spawn_group reap stop_group slurp);
 
 our @EXPORT_OK = qw(nativevnc_binary run_nativevnc spawn_nativevnc read_text);
 
@@ -97,9 +97,7 @@ sub run_nativevnc ($opt, @args) {
 }
 
 sub read_text ($path) {
-    open my $fh, '<:raw', $path or return '';
-    my $bytes = do { local $/; <$fh> } // '';
-    return decode('UTF-8', $bytes);
+    return decode('UTF-8', slurp($path) // '');
 }
 
 1;

@@ -11,9 +11,8 @@ use IO::Socket::UNIX;
 use JSON::PP ();
 use Time::HiRes qw(time sleep);
 
-use NativeVNC::Test::Util qw(
-  repo_root free_tcp_port wait_until spawn_group signal_group reap alive file_tail differing_pixels
-);
+use NativeVNC::Test::Image qw(read_ppm differing_pixels);
+use NativeVNC::Test::Util qw(repo_root free_tcp_port wait_until spawn_group signal_group reap alive file_tail);
 
 our $READY_MARKER = 'NATIVEVNC-GUEST-READY';
 my $json = JSON::PP->new->canonical;
@@ -304,8 +303,8 @@ sub _qmp_message ($self, $timeout, $what = 'QMP reply') {
 =head2 screendump(%opt)
 
 What QEMU's VNC server shows, through QMP C<screendump> (a binary PPM, C<P6>, maxval 255): returns
-C<{width, height, rgb}>, C<rgb> being packed R,G,B bytes, row-major, no padding. With C<< file => $path >> the
-PPM is kept there.
+C<{width, height, rgb}>, C<rgb> being packed R,G,B bytes, row-major, no padding (read by C<read_ppm> of
+L<NativeVNC::Test::Image>). With C<< file => $path >> the PPM is kept there.
 
 =cut
 
@@ -315,32 +314,6 @@ sub screendump ($self, %opt) {
     my $image = read_ppm($file);
     unlink $file unless $opt{file};
     return $image;
-}
-
-=head2 read_ppm($path)
-
-Class function: reads a binary PPM (P6, maxval 255) into C<{width, height, rgb}>.
-
-=cut
-
-sub read_ppm ($path) {
-    open my $fh, '<:raw', $path or croak "cannot read $path: $!";
-    my $data = do { local $/; <$fh> };
-    my @fields;
-    pos($data) = 0;
-    while (@fields < 4) {
-        $data =~ /\G(?:\s+|#[^\n]*\n)*/gc;
-        $data =~ /\G(\S+)/gc or croak "$path: truncated PPM header";
-        push @fields, $1;
-    }
-    my ($magic, $width, $height, $maxval) = @fields;
-    croak "$path: not a binary PPM ($magic)" unless $magic eq 'P6';
-    croak "$path: maxval $maxval not supported" unless $maxval eq '255';
-    my $offset = pos($data) + 1;    # exactly one whitespace byte after maxval
-    my $rgb = substr $data, $offset;
-    croak "$path: expected " . $width * $height * 3 . ' bytes of pixels, got ' . length $rgb
-      unless length $rgb == $width * $height * 3;
-    return { width => $width + 0, height => $height + 0, rgb => $rgb };
 }
 
 =head2 wait_screen_stable($timeout = 30, $interval = 0.5)

@@ -8,7 +8,9 @@ use File::Temp qw(tempdir);
 use JSON::PP ();
 use Time::HiRes qw(time sleep);
 
-use NativeVNC::Test::Util qw(repo_root free_tcp_port spawn_group reap stop_group signal_group group_pids file_tail);
+use NativeVNC::Test::Util qw(
+  repo_root free_tcp_port spawn_group reap stop_group signal_group group_pids file_tail slurp
+);
 
 my $json = JSON::PP->new->canonical->pretty;
 
@@ -123,9 +125,8 @@ sub results ($self) {
     my %results;
     for my $file (glob "$self->{pool}/testresults/result-*.json") {
         my ($name) = $file =~ m{/result-(.+)\.json\z};
-        open my $fh, '<', $file or next;
-        local $/;
-        $results{$name} = eval { $json->decode(<$fh>)->{result} } // 'unreadable';
+        my $text = slurp($file) // next;
+        $results{$name} = eval { $json->decode($text)->{result} } // 'unreadable';
     }
     return \%results;
 }
@@ -140,9 +141,8 @@ sub result ($self) {
 }
 
 sub _read_json ($path) {
-    open my $fh, '<', $path or return undef;
-    local $/;
-    return eval { $json->decode(<$fh>) };
+    my $text = slurp($path) // return undef;
+    return eval { $json->decode($text) };
 }
 
 sub log ($self) { file_tail("$self->{pool}/isotovideo.log", 100_000_000) }

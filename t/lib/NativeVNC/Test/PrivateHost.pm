@@ -16,7 +16,7 @@ use JSON::PP ();
 use POSIX ();
 use Time::HiRes qw(time);
 
-use NativeVNC::Test::Util qw(repo_root reap);
+use NativeVNC::Test::Util qw(repo_root reap child_pids slurp_or_die);
 
 our $MARKER = 'NATIVEVNC_PRIVATE_HOST';
 
@@ -248,7 +248,7 @@ sub _run_inside (%opt) {
     my $timed_out = !defined $status;
     if ($timed_out) {
         print STDERR "# NativeVNC::Test::PrivateHost: the test did not finish within ${timeout}s, stopping it\n";
-        kill 'TERM', _children_of($pid);    # the init, which passes it on to the test
+        kill 'TERM', child_pids($pid);      # the init, which passes it on to the test
         $status = reap($pid, 10);
         if (!defined $status) {
             kill 'KILL', $pid;              # the init follows (unshare --kill-child), then the namespace
@@ -298,9 +298,7 @@ END {
 
 # The command line this process was started with, its interpreter replaced by $^X.
 sub _own_command_line () {
-    open my $fh, '<', '/proc/self/cmdline' or croak "/proc/self/cmdline: $!";
-    my $raw = do { local $/; <$fh> };
-    my @argv = split /\0/, $raw, -1;
+    my @argv = split /\0/, slurp_or_die('/proc/self/cmdline'), -1;
     pop @argv if @argv && $argv[-1] eq '';
     croak 'NativeVNC::Test::PrivateHost: cannot read this program\'s command line' unless @argv;
     return ($^X, @argv[1 .. $#argv]);
@@ -324,18 +322,6 @@ sub _which ($program) {
     return $program if $program =~ m{/};
     my ($dir) = grep { -x "$_/$program" } File::Spec->path, '/usr/sbin', '/sbin';
     return defined $dir ? "$dir/$program" : undef;
-}
-
-# The live children of $pid, from /proc.
-sub _children_of ($pid) {
-    my @children;
-    for my $stat (glob '/proc/[0-9]*/stat') {
-        open my $fh, '<', $stat or next;
-        my $line = <$fh> // next;
-        my ($ppid) = substr($line, rindex($line, ')') + 2) =~ /^\S (\d+)/;
-        push @children, $stat =~ m{/proc/(\d+)/} if ($ppid // 0) == $pid;
-    }
-    return @children;
 }
 
 sub _exit_code ($status) {
@@ -491,7 +477,7 @@ use File::Temp qw(tempdir);
 use IO::Select;
 use IO::Socket::IP;
 
-use NativeVNC::Test::Util qw(wait_until spawn_group stop_group alive file_tail);
+use NativeVNC::Test::Util qw(wait_until spawn_group stop_group alive file_tail slurp proc_stat);
 
 my $SSHD = '/usr/sbin/sshd';
 
@@ -567,9 +553,7 @@ sub config_path ($self) { return "$self->{tmp}/sshd_config" }
 sub pid ($self) { return $self->{pid} }
 
 sub log ($self) {
-    open my $fh, '<', $self->log_path or return '';
-    local $/;
-    return scalar(<$fh>) // '';
+    return slurp($self->log_path) // '';
 }
 
 sub stop ($self, $timeout = 10) {
@@ -586,11 +570,8 @@ sub stop ($self, $timeout = 10) {
 # pid => start time of every live descendant of $root, from /proc.
 sub _descendants ($root) {
     my (%children, %start);
-    for my $stat (glob '/proc/[0-9]*/stat') {
-        open my $fh, '<', $stat or next;
-        my $line = <$fh> // next;
-        my ($pid) = $stat =~ m{/proc/(\d+)/};
-        my @fields = split ' ', substr($line, rindex($line, ')') + 2);
+    for my $pid (map { m{/proc/(\d+)} } glob '/proc/[0-9]*') {
+        my @fields = proc_stat($pid) or next;
         push @{ $children{ $fields[1] } }, $pid;
         $start{$pid} = $fields[19];
     }
@@ -605,9 +586,7 @@ sub _descendants ($root) {
 
 # The start time of process $pid, undef when it does not exist or is a zombie.
 sub _running_since ($pid) {
-    open my $fh, '<', "/proc/$pid/stat" or return undef;
-    my $line = <$fh> // return undef;
-    my @fields = split ' ', substr($line, rindex($line, ')') + 2);
+    my @fields = proc_stat($pid) or return undef;
     return $fields[0] eq 'Z' ? undef : $fields[19];
 }
 

@@ -17,7 +17,7 @@ use Time::HiRes qw(time sleep);
 our @EXPORT_OK = qw(
   repo_root free_tcp_port free_x_display wait_until with_timeout
   spawn_group signal_group reap alive stop_group group_pids live_groups
-  read_exactly rgb_at crop_rgb differing_pixels slurp file_tail rfb_probe mirror_bits child_pids
+  read_exactly slurp slurp_or_die file_tail proc_stat rfb_probe mirror_bits child_pids
 );
 
 # Process groups started by spawn_group in this process and not reaped yet: pid => owner pid.
@@ -28,19 +28,19 @@ my %given_displays;
 =head1 NAME
 
 NativeVNC::Test::Util - helpers for the real-server tests: free ports and X displays, bounded waits,
-process groups that are always reaped, image access, an RFB handshake probe
+process groups that are always reaped, files, an RFB handshake probe
 
 =head1 SYNOPSIS
 
   use lib 't/lib';
-  use NativeVNC::Test::Util qw(free_tcp_port wait_until spawn_group stop_group rgb_at);
+  use NativeVNC::Test::Util qw(free_tcp_port wait_until spawn_group stop_group slurp);
 
   my $port = free_tcp_port();                       # any free port on 127.0.0.1
   my $vnc  = free_tcp_port(from => 5900, to => 6899);
   my $pid  = spawn_group(['Xvnc', ':42', ...], log => "$dir/xvnc.log");
   wait_until(20, 'Xvnc listening', sub { IO::Socket::INET->new("127.0.0.1:$port") });
   stop_group($pid);                                 # TERM, bounded wait, KILL, reaped
-  my ($r, $g, $b) = rgb_at($image, 10, 20);         # $image = {width, height, rgb}
+  my $log = slurp("$dir/xvnc.log") // '';           # undef if unreadable; slurp_or_die dies instead
 
 =head1 DESCRIPTION
 
@@ -48,6 +48,8 @@ Every child started with C<spawn_group> runs in its own process group, gets SIGK
 (Linux parent-death signal), and is killed and reaped by an END block if the test did not stop it. SIGINT,
 SIGTERM and SIGHUP are turned into a normal exit (so END blocks and destructors run) unless the test installed
 its own handlers. Only the process that spawned a group ever kills it (safe across fork).
+
+Screens (PPM files, pixel comparisons) are L<NativeVNC::Test::Image>'s.
 
 =head1 FUNCTIONS
 
@@ -286,15 +288,27 @@ The pids of all processes (zombies excluded) whose process group is C<$pgid>, fr
 =cut
 
 sub group_pids ($pgid) {
-    my @pids;
+    return grep {
+        my ($state, undef, $pgrp) = proc_stat($_);
+        defined $pgrp && $pgrp == $pgid && $state ne 'Z'
+    } _all_pids();
+}
+
+=head2 proc_stat($pid)
+
+The fields of F</proc/$pid/stat> after the command name, as a list: state, parent pid, process group, session
+and so on (C<proc(5)>; the start time is at index 19). An empty list if there is no such process.
+
+=cut
+
+sub proc_stat ($pid) {
+    my $line = slurp("/proc/$pid/stat") // return;
+    return split ' ', substr($line, rindex($line, ')') + 2);
+}
+
+sub _all_pids () {
     opendir my $dh, '/proc' or return;
-    for my $pid (grep { /^\d+$/ } readdir $dh) {
-        open my $fh, '<', "/proc/$pid/stat" or next;
-        my $stat = <$fh> // next;
-        my ($state, undef, $pgrp) = (substr($stat, rindex($stat, ')') + 2) =~ /^(\S) (\d+) (\d+)/) or next;
-        push @pids, $pid if $pgrp == $pgid && $state ne 'Z';
-    }
-    return @pids;
+    return grep { /^\d+$/ } readdir $dh;
 }
 
 =head2 live_groups
@@ -321,22 +335,14 @@ for my $signal (qw(INT TERM HUP)) {
     $SIG{$signal} = sub { print STDERR "caught SIG$signal, cleaning up\n"; exit(128 + $number) };
 }
 
-=head2 child_pids
+=head2 child_pids($parent = this process)
 
-The process ids of this process's children that still exist (zombies included), from /proc.
+The process ids of the children of C<$parent> that still exist (zombies included), from F</proc>.
 
 =cut
 
-sub child_pids () {
-    opendir my $dh, '/proc' or return;
-    my @children;
-    for my $pid (grep { /^\d+$/ } readdir $dh) {
-        open my $fh, '<', "/proc/$pid/stat" or next;
-        my $stat = <$fh> // next;
-        my ($ppid) = substr($stat, rindex($stat, ')') + 2) =~ /^\S (\d+)/;
-        push @children, $pid if ($ppid // 0) == $$;
-    }
-    return @children;
+sub child_pids ($parent = $$) {
+    return grep { ((proc_stat($_))[1] // 0) == $parent } _all_pids();
 }
 
 =head2 read_exactly($socket, $length, $timeout)
@@ -360,55 +366,13 @@ sub read_exactly ($socket, $length, $timeout = 10) {
     return $buffer;
 }
 
-=head2 differing_pixels($got, $want, $first = 6)
-
-Compares two images C<{width, height, rgb}>: the number of pixels that differ (-1 if the sizes differ) and a
-list of descriptions of the first C<$first> of them, C<(x,y): client R,G,B, server R,G,B>. In scalar context
-only the number.
-
-=head2 rgb_at($image, $x, $y)
-
-The (R, G, B) list of pixel C<$x>,C<$y> of an image hashref C<{width, height, rgb}>.
-
-=head2 crop_rgb($image, $x, $y, $w, $h)
-
-The packed R,G,B bytes (row-major) of a rectangle of such an image.
-
-=cut
-
-sub differing_pixels ($got, $want, $first = 6) {
-    my ($count, @list) = (0);
-    if ($got->{width} != $want->{width} || $got->{height} != $want->{height}) {
-        ($count, @list) = (-1, "size $got->{width}x$got->{height}, expected $want->{width}x$want->{height}");
-    }
-    elsif ($got->{rgb} ne $want->{rgb}) {
-        my $xor = $got->{rgb} ^. $want->{rgb};
-        while ($xor =~ /[^\0]/g) {
-            my $p = int((pos($xor) - 1) / 3);
-            $count++;
-            push @list, sprintf('(%d,%d): client %s, server %s', $p % $want->{width}, int($p / $want->{width}),
-                map { join ',', unpack 'C3', substr($_->{rgb}, $p * 3, 3) } $got, $want) if @list < $first;
-            pos($xor) = ($p + 1) * 3;
-        }
-    }
-    return wantarray ? ($count, \@list) : $count;
-}
-
-sub rgb_at ($image, $x, $y) {
-    croak "pixel $x,$y outside $image->{width}x$image->{height}"
-      if $x < 0 || $y < 0 || $x >= $image->{width} || $y >= $image->{height};
-    return unpack 'C3', substr($image->{rgb}, ($y * $image->{width} + $x) * 3, 3);
-}
-
-sub crop_rgb ($image, $x, $y, $w, $h) {
-    croak "rectangle $w x $h at $x,$y outside $image->{width}x$image->{height}"
-      if $x < 0 || $y < 0 || $x + $w > $image->{width} || $y + $h > $image->{height};
-    return join '', map { substr($image->{rgb}, (($y + $_) * $image->{width} + $x) * 3, $w * 3) } 0 .. $h - 1;
-}
-
 =head2 slurp($path)
 
 The whole file, as bytes, or undef if it cannot be read.
+
+=head2 slurp_or_die($path)
+
+The whole file, as bytes; dies with C<cannot read $path: reason> if it cannot be read.
 
 =cut
 
@@ -416,6 +380,10 @@ sub slurp ($path) {
     open my $fh, '<:raw', $path or return undef;
     local $/;
     return scalar <$fh>;
+}
+
+sub slurp_or_die ($path) {
+    return slurp($path) // croak "cannot read $path: $!";
 }
 
 =head2 file_tail($path, $bytes)

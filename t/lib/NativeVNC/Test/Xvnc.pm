@@ -9,6 +9,7 @@ use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use X11::Protocol;
 
+use NativeVNC::Test::Image qw(rng);
 use NativeVNC::Test::Util qw(
   free_tcp_port free_x_display wait_until with_timeout spawn_group stop_group reap file_tail read_exactly
   mirror_bits
@@ -339,7 +340,7 @@ C<gradient>). Returns after a L</sync>.
 =cut
 
 sub draw_scene ($self, $seed) {
-    my $rng = _rng($seed);
+    my $rng = rng($seed);
     my ($w, $h) = @$self{qw(width height)};
     my ($hw, $hh, $qw) = (int($w / 2), int($h / 2), int($w / 4));
     my %regions = (
@@ -355,17 +356,6 @@ sub draw_scene ($self, $seed) {
     $self->_draw_gradient($rng, @{ $regions{gradient} });
     $self->sync;
     return $scene;
-}
-
-# xorshift32: the same sequence on every perl; returns integers in 0..$n-1.
-sub _rng ($seed) {
-    my $state = (($seed * 2654435761) + 0x9e3779b9) & 0xffffffff || 1;
-    return sub ($n = 2**32) {
-        $state ^= ($state << 13) & 0xffffffff;
-        $state ^= $state >> 17;
-        $state ^= ($state << 5) & 0xffffffff;
-        return $state % $n;
-    };
 }
 
 sub _colour ($rng) { return [map { $rng->(256) } 1 .. 3] }
