@@ -11,6 +11,7 @@ use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use NativeVNC::Test::OsAutoinst qw(deadline capture_log);
 use NativeVNC::Test::Guest;
+use NativeVNC::Test::Image qw(read_ppm);
 use NativeVNC::Test::Relay;
 use NativeVNC::Test::Util qw(free_tcp_port wait_until);
 
@@ -47,7 +48,7 @@ sub screen_equals_screendump () {
         $vnc->update_framebuffer;
         my $fb = $vnc->_framebuffer or return 0;
         $fb->write("$tmp/s.ppm");
-        NativeVNC::Test::Guest::read_ppm("$tmp/s.ppm")->{rgb} eq $guest->screendump->{rgb};
+        read_ppm("$tmp/s.ppm")->{rgb} eq $guest->screendump->{rgb};
     });
 }
 
