@@ -32,14 +32,18 @@ enum Outgoing {
     Flushed(std::sync::mpsc::SyncSender<()>),
 }
 
-/// The input events the connection encoded but its writer has not yet handed to the kernel, by batch. When
-/// the connection ends (broken or stopped) they go back to the front of the queue, so the next connection
-/// sends them: nothing the caller queued is lost with a connection. A batch written in part goes back
-/// whole; its beginning reached a server that is gone.
+/// The input events of a connection that the server has not yet shown it received, by batch. When the
+/// connection ends (broken or stopped) they go back to the front of the queue, so the next connection sends
+/// them: nothing the caller queued is lost with a connection. RFB acknowledges no input, so a batch counts
+/// as received once the server sent something after the batch was handed to the kernel; until then it may
+/// sit unread in the buffers of a server that stopped reading (a half-open connection, a frozen server).
+/// A batch written in part goes back whole: its beginning reached a server that is gone. The price is that
+/// a server that takes input and then closes the connection without sending anything gets that input again
+/// on the next connection.
 struct InFlight {
     batches: VecDeque<(u64, Vec<Input>)>,
     next: u64,
-    /// Batches below this number are written; the writer task raises it.
+    /// Batches below this number are handed to the kernel; the writer task raises it.
     written: Arc<AtomicU64>,
     /// Events the session refused to encode (it was not open), newer than every batch.
     refused: Vec<Input>,
@@ -52,10 +56,6 @@ impl InFlight {
 
     /// Numbers a batch of encoded bytes and remembers the events they carry.
     fn push(&mut self, inputs: Vec<Input>) -> u64 {
-        let written = self.written.load(Ordering::Acquire);
-        while self.batches.front().is_some_and(|(batch, _)| *batch < written) {
-            self.batches.pop_front();
-        }
         let batch = self.next;
         self.next += 1;
         if !inputs.is_empty() {
@@ -64,16 +64,21 @@ impl InFlight {
         batch
     }
 
-    /// Puts the events of every batch not written back at the front of the queue, in their order.
+    /// How many batches were handed to the kernel so far.
+    fn written(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
+    /// The server sent something after the first `written` batches were handed to the kernel: it has them.
+    fn received(&mut self, written: u64) {
+        while self.batches.front().is_some_and(|(batch, _)| *batch < written) {
+            self.batches.pop_front();
+        }
+    }
+
+    /// Puts the events the server has not shown it received back at the front of the queue, in order.
     fn requeue(self, shared: &Shared) {
-        let written = self.written.load(Ordering::Acquire);
-        let unsent: Vec<Input> = self
-            .batches
-            .into_iter()
-            .filter(|(batch, _)| *batch >= written)
-            .flat_map(|(_, inputs)| inputs)
-            .chain(self.refused)
-            .collect();
+        let unsent: Vec<Input> = self.batches.into_iter().flat_map(|(_, inputs)| inputs).chain(self.refused).collect();
         if unsent.is_empty() {
             return;
         }
@@ -251,6 +256,7 @@ async fn run(
             break Err(Error::protocol("the connection's writer stopped"));
         }
         let mid_message = session.is_mid_message();
+        let written = in_flight.written();
         tokio::select! {
             _ = &mut stop => break Ok(()),
             e = &mut write_task => {
@@ -270,6 +276,7 @@ async fn run(
                 if let Err(e) = r {
                     break Err(e);
                 }
+                in_flight.received(written);
                 publish(shared, generation, &mut session);
             }
         }
@@ -357,7 +364,7 @@ mod tests {
     }
 
     #[test]
-    fn unwritten_batches_go_back_to_the_front_of_the_queue_in_order() {
+    fn batches_the_server_has_not_answered_go_back_to_the_front_of_the_queue_in_order() {
         let shared = Shared::new();
         shared.lock().input.push_back(key(9));
         let mut in_flight = InFlight::new();
@@ -365,20 +372,24 @@ mod tests {
         assert_eq!(in_flight.push(vec![]), 1);
         assert_eq!(in_flight.push(vec![key(3)]), 2);
         in_flight.written.store(2, Ordering::Release);
+        in_flight.received(in_flight.written());
         assert_eq!(in_flight.push(vec![key(4), key(5)]), 3);
-        assert_eq!(in_flight.batches.len(), 2, "written batches are forgotten");
+        // Written, but the server has sent nothing since: it may never have read them.
+        in_flight.written.store(4, Ordering::Release);
+        assert_eq!(in_flight.batches.len(), 2, "only the answered batches are forgotten");
         in_flight.refused.push(key(6));
         in_flight.requeue(&shared);
         assert_eq!(keys(&shared.lock()), [3, 4, 5, 6, 9]);
     }
 
     #[test]
-    fn nothing_goes_back_once_everything_is_written() {
+    fn nothing_goes_back_once_the_server_answered_everything() {
         let shared = Shared::new();
         let mut in_flight = InFlight::new();
         in_flight.push(vec![key(1)]);
         in_flight.push(vec![key(2)]);
         in_flight.written.store(2, Ordering::Release);
+        in_flight.received(2);
         in_flight.requeue(&shared);
         assert!(shared.lock().input.is_empty());
     }
