@@ -7,14 +7,16 @@
 //! relies on is broken: a decoder saying it used more bytes than it was given, or a stream decoding
 //! differently when it arrives in pieces than when it arrives at once.
 
-use crate::codec::{Put, Reader};
+use crate::codec::{Parse, Put, ReadError, Reader};
 use crate::config::{Config, Limits};
-use crate::decode::{self, Ctx, Progress, Resume, Scratch, Streams};
+use crate::decode::{Ctx, Decoder, Progress, Scratch, Streams};
 use crate::encoding as enc;
+use crate::error::ProtocolError;
 use crate::framebuffer::{Framebuffer, Rect};
 use crate::handshake::Credentials;
 use crate::messages::ClientMessage;
 use crate::pixel::{PixelFormat, PixelReader};
+use crate::server_messages::{PseudoRect, RectHeader, ServerMessage};
 use crate::session::{Event, Session};
 use crate::tls::Verification;
 
@@ -45,7 +47,7 @@ const fn true_colour(bits_per_pixel: u8, depth: u8, big_endian: bool, max: [u16;
     }
 }
 
-/// The pixel encodings [`decode::decode`] handles.
+/// The pixel encodings [`Decoder`] handles.
 const PIXEL_ENCODINGS: [i32; 9] =
     [enc::RAW, enc::COPY_RECT, enc::RRE, enc::HEXTILE, enc::ZLIB, enc::TIGHT, enc::TIGHT_PNG, enc::TRLE, enc::ZRLE];
 
@@ -186,6 +188,128 @@ pub fn client_messages(data: &[u8]) {
     }
 }
 
+/// What the typed server-message parsers made of a stream, unit by unit.
+#[derive(Debug, PartialEq)]
+enum Parsed {
+    Message(ServerMessage),
+    Rect(RectHeader),
+    Pseudo(PseudoRect),
+    Failed(ProtocolError),
+}
+
+/// What the parsers expect next in a server stream.
+#[derive(Clone, Copy)]
+enum Next {
+    Message,
+    /// A rectangle header of an update with `remaining` rectangles left.
+    Rect {
+        remaining: u16,
+    },
+    /// The data of a pseudo-rectangle.
+    Pseudo {
+        header: RectHeader,
+        remaining: u16,
+    },
+    /// Trailing bytes of a message, to be skipped.
+    Skip {
+        left: u64,
+    },
+}
+
+/// Parses `stream` with the typed parsers of [`crate::server_messages`] as the session reads it, offering the
+/// bytes `piece` at a time: a unit cut off by the end of what was offered is tried again from its start with
+/// more. Stops at the first error, at a rectangle with pixel data (which only a decoder reads), or at the end
+/// of the stream; returns the units and the bytes they used. Every message must read back the same from its
+/// own encoding, and every rectangle header must encode to the bytes it came from.
+fn parse_server_stream(stream: &[u8], piece: usize, pixels: &PixelReader, limits: &Limits) -> (Vec<Parsed>, usize) {
+    let mut units = Vec::new();
+    let mut next = Next::Message;
+    let (mut start, mut end) = (0, piece.min(stream.len()));
+    loop {
+        let offered = &stream[start..end];
+        let mut r = Reader::new(offered);
+        let step: Parse<Option<Parsed>> = match next {
+            Next::Message => ServerMessage::read(&mut r, limits).map(|message| {
+                let mut encoded = Vec::new();
+                message.encode(&mut encoded);
+                let again = ServerMessage::read(&mut Reader::new(&encoded), limits);
+                assert_eq!(again.as_ref(), Ok(&message), "{message:?} does not read back");
+                next = match message {
+                    ServerMessage::FramebufferUpdate { rectangles, .. } => Next::Rect { remaining: rectangles },
+                    _ if message.trailing() > 0 => Next::Skip { left: message.trailing() },
+                    _ => Next::Message,
+                };
+                Some(Parsed::Message(message))
+            }),
+            Next::Rect { remaining: 0 } => {
+                next = Next::Message;
+                Ok(None)
+            }
+            Next::Rect { remaining } => RectHeader::read(&mut r).map(|header| {
+                let mut encoded = Vec::new();
+                header.encode(&mut encoded);
+                assert_eq!(encoded, offered[..r.consumed()], "{header:?} encodes to other bytes");
+                next = Next::Pseudo { header, remaining: remaining - 1 };
+                Some(Parsed::Rect(header))
+            }),
+            Next::Pseudo { header, .. } if header.has_pixel_data() => break,
+            Next::Pseudo { header, remaining } => {
+                PseudoRect::read(header.area, header.encoding, &mut r, pixels, limits).map(|rect| {
+                    let remaining = if rect == PseudoRect::LastRect { 0 } else { remaining };
+                    next = Next::Rect { remaining };
+                    Some(Parsed::Pseudo(rect))
+                })
+            }
+            Next::Skip { left } => {
+                let n = left.min(offered.len() as u64);
+                if n == 0 {
+                    Err(ReadError::Incomplete)
+                } else {
+                    next = if n == left { Next::Message } else { Next::Skip { left: left - n } };
+                    r.skip(n as usize).map(|()| None).map_err(ReadError::from)
+                }
+            }
+        };
+        match step {
+            Ok(unit) => {
+                start += r.consumed();
+                units.extend(unit);
+            }
+            Err(ReadError::Incomplete) if end == stream.len() => break,
+            Err(ReadError::Incomplete) => end = end.saturating_add(piece).min(stream.len()),
+            Err(ReadError::Invalid(e)) => {
+                units.push(Parsed::Failed(e));
+                break;
+            }
+        }
+    }
+    (units, start)
+}
+
+/// The `server_messages` target: server messages and pseudo-rectangles through their typed parsers. The
+/// first byte picks the pixel format (bits 0-2) and small limits (bit 3: 16 bytes of cut text, 64 x 64 pixels,
+/// 4 KiB of cursor), the second the piece size; the rest is the server's stream after ServerInit. It is parsed
+/// whole and in pieces, which must give the same units.
+pub fn server_messages(mut data: &[u8]) {
+    let options = byte(&mut data);
+    let mut pixels = PixelReader::new(FORMATS[usize::from(options & 7)]);
+    for (index, entry) in (0..256).zip(data.chunks_exact(3).take(16)) {
+        pixels.set_colour(index, entry[0].into(), entry[1].into(), entry[2].into());
+    }
+    let limits = match options & 8 {
+        0 => Limits::default(),
+        _ => {
+            Limits { max_cut_text: 16, max_framebuffer_pixels: 64 * 64, max_buffered_bytes: 4096, ..Limits::default() }
+        }
+    };
+    let piece = piece_len(byte(&mut data));
+    let whole = parse_server_stream(data, usize::MAX, &pixels, &limits);
+    if piece != usize::MAX {
+        let pieces = parse_server_stream(data, piece, &pixels, &limits);
+        assert_eq!(whole, pieces, "the stream parsed differently in pieces of {piece}");
+    }
+}
+
 /// How a decoder ended on the whole of its input.
 #[derive(Debug, PartialEq, Eq)]
 enum Decoded {
@@ -206,12 +330,12 @@ fn run_decoder(
     let limits = Limits::default();
     let mut streams = Streams::default();
     let mut scratch = Scratch::default();
-    let mut resume = Resume::default();
+    let mut decoder = Decoder::new(encoding).expect("a pixel encoding");
     let (mut start, mut end) = (0, piece.min(input.len()));
     loop {
         let offered = &input[start..end];
         let mut ctx = Ctx { pixels, fb: &mut *fb, streams: &mut streams, limits: &limits, scratch: &mut scratch };
-        match decode::decode(encoding, rect, offered, &mut resume, &mut ctx) {
+        match decoder.decode(rect, offered, &mut ctx) {
             Err(_) => return Decoded::Failed,
             Ok(Progress::Done(used)) => {
                 assert!(used <= offered.len(), "decoder used {used} of {} bytes", offered.len());
@@ -329,11 +453,12 @@ mod tests {
     #[test]
     fn seeds_and_regressions_replay() {
         let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-        let targets: [Target; 9] = [
+        let targets: [Target; 10] = [
             ("handshake", super::handshake),
             ("session_stream", super::session_stream),
             ("vmw_messages", super::vmw_messages),
             ("client_messages", super::client_messages),
+            ("server_messages", super::server_messages),
             ("decoders", super::decoders),
             ("soap_response", super::soap_response),
             ("rest_response", super::rest_response),

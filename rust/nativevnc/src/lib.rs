@@ -30,6 +30,7 @@ pub mod keys;
 pub mod messages;
 pub mod pixel;
 pub mod runtime;
+pub mod server_messages;
 pub mod session;
 pub mod tls;
 pub mod transport;

@@ -5,23 +5,33 @@
 //! [`Session::take_output`] returns and reacts to [`Session::next_event`]. Pixels land in the session's
 //! [`Framebuffer`] with the touched rectangles recorded in a [`Damage`] list.
 //!
+//! The messages are parsed by the types of [`crate::server_messages`] (and the handshake by
+//! [`Handshake`]); the session dispatches on what they return: it keeps the state between messages, turns
+//! them into events, and queues the answers the protocol requires.
+//!
 //! Short input is never an error: a message cut off at the end of the input waits for the next bytes.
 //! Large rectangles are decoded as their bytes arrive (Raw, RRE, Hextile, TRLE, and ZRLE and Zlib through
 //! their zlib streams), so the input buffer stays small; Tight rectangles (at most 2048 pixels wide),
 //! cursors and colour maps are decoded whole and bounded by [`Limits`].
+//!
+//! An error is final, as in rustls: once [`Session::process`] (or [`Session::feed`]) has failed, the
+//! session keeps that error and does no new work. Every later call that can fail answers with the same
+//! error and leaves the input alone, and the calls that queue a client message ([`Session::send`],
+//! [`Session::key`], [`Session::wheel`], [`Session::request_update`]) queue nothing and return false. What was
+//! decoded before the error (framebuffer, events, output) stays available.
 
 use std::collections::VecDeque;
 
 use crate::codec::{Parse, ReadError, Reader};
 use crate::config::{Config, Limits};
-use crate::decode::cursor::{self, CursorShape};
-use crate::decode::{self, Ctx, Progress, Resume, Scratch, Streams};
-use crate::encoding as enc;
+use crate::decode::cursor::CursorShape;
+use crate::decode::{Ctx, Decoder, Progress, Scratch, Streams};
 use crate::error::ProtocolError;
 use crate::framebuffer::{Damage, Framebuffer, Rect};
 use crate::handshake::{Credentials, Handshake, ServerInit};
-use crate::messages::{server_type, vmw_server_caps, ClientMessage};
+use crate::messages::{vmw_client_caps, vmw_server_caps, ClientMessage};
 use crate::pixel::PixelReader;
+use crate::server_messages::{PseudoRect, RectHeader, ServerMessage, VmwServerMessage};
 
 /// Something the server told the client, besides pixels.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,8 +90,7 @@ enum Incoming {
 #[derive(Debug)]
 struct RectInProgress {
     rect: Rect,
-    encoding: i32,
-    resume: Resume,
+    decoder: Decoder,
 }
 
 /// The open session, after ServerInit.
@@ -117,6 +126,8 @@ pub struct Session {
     output: Vec<u8>,
     events: VecDeque<Event>,
     counters: Counters,
+    /// The error that ended the session, answered to every later call.
+    error: Option<ProtocolError>,
 }
 
 #[derive(Debug, Default)]
@@ -139,6 +150,7 @@ impl Session {
             output: Vec::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
+            error: None,
         }
     }
 
@@ -151,21 +163,37 @@ impl Session {
         &mut self.input
     }
 
-    /// Appends `data` and processes it.
+    /// Appends `data` and processes it. After an error, only answers with that error.
     pub fn feed(&mut self, data: &[u8]) -> Result<(), ProtocolError> {
+        self.failed()?;
         self.input.extend_from_slice(data);
         self.process()
     }
 
-    /// Processes the buffered input as far as it goes. An error is final: the connection must be closed.
+    /// Processes the buffered input as far as it goes. An error is final: the connection must be closed, and
+    /// every later call answers with the same error.
     pub fn process(&mut self) -> Result<(), ProtocolError> {
+        self.failed()?;
         let input = std::mem::take(&mut self.input);
         let mut r = Reader::new(&input);
         let result = self.run(&mut r);
         let used = r.consumed();
         self.input = input;
         self.input.drain(..used);
+        if let Err(e) = &result {
+            self.error = Some(e.clone());
+        }
         result
+    }
+
+    /// The error that ended the session, if one did.
+    pub fn error(&self) -> Option<&ProtocolError> {
+        self.error.as_ref()
+    }
+
+    /// `Err` with the error that ended the session, if one did.
+    fn failed(&self) -> Result<(), ProtocolError> {
+        self.error.clone().map_or(Ok(()), Err)
     }
 
     fn run(&mut self, r: &mut Reader) -> Result<(), ProtocolError> {
@@ -300,9 +328,15 @@ impl Session {
         !self.output.is_empty()
     }
 
-    /// Queues a client message. Before the handshake is done nothing may be sent: returns false.
+    /// Whether client messages may be queued: the handshake is done and no error ended the session.
+    fn can_send(&self) -> bool {
+        self.is_open() && self.error.is_none()
+    }
+
+    /// Queues a client message. Before the handshake is done and after an error nothing may be sent: returns
+    /// false.
     pub fn send(&mut self, msg: &ClientMessage) -> bool {
-        if !self.is_open() {
+        if !self.can_send() {
             return false;
         }
         msg.encode(&mut self.output);
@@ -310,7 +344,8 @@ impl Session {
     }
 
     /// A key press or release: with the key's US scancode when the server takes scancodes (a VMware key
-    /// event, or a QEMU extended key event) and the key has one, otherwise a plain KeyEvent.
+    /// event, or a QEMU extended key event) and the key has one, otherwise a plain KeyEvent. Returns false,
+    /// sending nothing, when [`Self::send`] would.
     pub fn key(&mut self, keysym: u32, down: bool) -> bool {
         let vmware = self.uses_vmware_keys();
         let scancode = if vmware || self.uses_ext_key_events() { crate::keys::scancode(keysym) } else { None };
@@ -323,8 +358,11 @@ impl Session {
 
     /// Scrolls the wheel by `steps` (negative: up) with the pointer at `x`, `y` and `buttons` held: one
     /// VMWPointerEvent2 on a VMware server, otherwise a press and release of button 4 (up) or 5 (down)
-    /// per step.
+    /// per step. Returns false, sending nothing, when [`Self::send`] would.
     pub fn wheel(&mut self, steps: i8, buttons: u8, x: u16, y: u16) -> bool {
+        if !self.can_send() {
+            return false;
+        }
         if self.open_ref().is_some_and(|o| o.vmware_caps.is_some()) {
             return self.send(&ClientMessage::VmwPointerEvent2 {
                 absolute: true,
@@ -340,10 +378,11 @@ impl Session {
             self.send(&ClientMessage::PointerEvent { buttons: buttons | button, x, y });
             self.send(&ClientMessage::PointerEvent { buttons, x, y });
         }
-        self.is_open()
+        true
     }
 
-    /// A FramebufferUpdateRequest for the whole framebuffer.
+    /// A FramebufferUpdateRequest for the whole framebuffer; false, sending nothing, when [`Self::send`]
+    /// would.
     pub fn request_update(&mut self, incremental: bool) -> bool {
         let Some(bounds) = self.framebuffer().map(Framebuffer::bounds) else {
             return false;
@@ -405,6 +444,7 @@ impl Open {
         }
     }
 
+    /// Reads a server message (or the header of one whose rest is streamed) and acts on it.
     fn message_header(
         &mut self,
         r: &mut Reader,
@@ -412,63 +452,38 @@ impl Open {
         events: &mut VecDeque<Event>,
         output: &mut Vec<u8>,
     ) -> Parse<()> {
-        let limits = &config.limits;
-        match r.u8()? {
-            server_type::FRAMEBUFFER_UPDATE => {
-                let update_id = r.u8()?;
-                let remaining = r.u16()?;
+        let message = ServerMessage::read(r, &config.limits)?;
+        let trailing = message.trailing();
+        match message {
+            ServerMessage::FramebufferUpdate { update_id, rectangles } => {
                 self.update_id = update_id;
-                self.incoming = Incoming::Update { remaining, rect: None };
+                self.incoming = Incoming::Update { remaining: rectangles, rect: None };
             }
-            server_type::SET_COLOUR_MAP_ENTRIES => {
-                r.skip(1)?;
-                let first = usize::from(r.u16()?);
-                let n = usize::from(r.u16()?);
-                let entries = r.take(n * 6)?;
-                for (i, e) in entries.chunks_exact(6).enumerate() {
-                    let c = |k: usize| u16::from_be_bytes([e[k], e[k + 1]]);
-                    self.pixels.set_colour(first + i, c(0), c(2), c(4));
+            ServerMessage::SetColourMapEntries { first, colours } => {
+                for (i, [red, green, blue]) in colours.into_iter().enumerate() {
+                    self.pixels.set_colour(usize::from(first) + i, red, green, blue);
                 }
             }
-            server_type::BELL => events.push_back(Event::Bell),
-            server_type::SERVER_CUT_TEXT => {
-                r.skip(3)?;
-                // A negative length is the extended clipboard format, which this client does not
-                // negotiate; its payload is skipped like over-long text.
-                let len = u64::from((r.u32()? as i32).unsigned_abs());
-                if len > limits.max_cut_text as u64 {
-                    self.incoming = Incoming::Skip { left: len };
-                } else {
-                    events.push_back(Event::CutText(r.take(len as usize)?.to_vec()));
-                }
-            }
-            server_type::VMWARE => self.vmware_message(r, config, events, output)?,
-            other => return Err(ProtocolError::UnknownMessage(other).into()),
+            ServerMessage::Bell => events.push_back(Event::Bell),
+            ServerMessage::ServerCutText(text) => events.push_back(Event::CutText(text)),
+            ServerMessage::LongServerCutText { .. } => {}
+            ServerMessage::Vmware(message) => self.vmware_message(message, config, events, output),
+        }
+        if trailing > 0 {
+            self.incoming = Incoming::Skip { left: trailing };
         }
         Ok(())
     }
 
-    /// A VMware server message (type 127): `u8 id, u16 length` (counting the 4-byte header), then the
-    /// body. Messages this client does not know are skipped by their length.
     fn vmware_message(
         &mut self,
-        r: &mut Reader,
+        message: VmwServerMessage,
         config: &Config,
         events: &mut VecDeque<Event>,
         output: &mut Vec<u8>,
-    ) -> Parse<()> {
-        use crate::messages::vmw_client_caps;
-        let id = r.u8()?;
-        let len = r.u16()?;
-        let Some(body_len) = usize::from(len).checked_sub(4) else {
-            return Err(ProtocolError::malformed("VMware server message", format!("{id} of length {len}")).into());
-        };
-        let body = r.take(body_len)?;
-        let mut body = Reader::new(body);
-        let short = || ReadError::Invalid(ProtocolError::malformed("VMware server message", format!("{id} too short")));
-        match id {
-            server_type::VMW_SERVER_CAPS => {
-                let caps = body.u32().map_err(|_| short())?;
+    ) {
+        match message {
+            VmwServerMessage::ServerCaps(caps) => {
                 self.vmware_caps = Some(caps);
                 if caps & vmw_server_caps::KEY_EVENT != 0 && config.scancode_keys {
                     self.vmware_keys = true;
@@ -478,88 +493,48 @@ impl Open {
                 }
                 events.push_back(Event::VmwareCaps(caps));
             }
-            server_type::VMW_SESSION_CLOSE => events.push_back(Event::SessionClose(body.u32().map_err(|_| short())?)),
-            server_type::VMW_AUDIO => {
-                // The header's length covers the audio header; the samples follow, `length` bytes.
-                let samples = body.u32().map_err(|_| short())?;
-                if samples > 0 {
-                    self.incoming = Incoming::Skip { left: u64::from(samples) };
-                }
-            }
-            // Heartbeats only show that the server is alive; a reconnect token is not used by this client
-            // (and is a credential: it is not kept).
-            _ => {}
+            VmwServerMessage::SessionClose(reason) => events.push_back(Event::SessionClose(reason)),
+            // Audio is not played (its samples are skipped), and heartbeats only show that the server is alive.
+            VmwServerMessage::Audio { .. } | VmwServerMessage::Heartbeat | VmwServerMessage::Other { .. } => {}
         }
-        Ok(())
     }
 
-    /// Reads a rectangle header and handles pseudo-encodings; returns the encoding.
+    /// Reads a rectangle header, and for a pseudo-encoding its data, and acts on it; returns the encoding.
     fn rect_header(&mut self, r: &mut Reader, config: &Config, events: &mut VecDeque<Event>) -> Parse<i32> {
-        let limits = &config.limits;
-        let (x, y, w, h) = (r.u16()?, r.u16()?, r.u16()?, r.u16()?);
-        let encoding = r.i32()?;
-        let area = Rect::new(x, y, w, h);
-        // Some servers (addrlink) send empty rectangles without payload; os-autoinst skips them, and so does
-        // this client, except for Tight, whose control byte is always sent.
-        let skipped = area.is_empty() && encoding > 0 && encoding != enc::TIGHT;
-        if decode::is_pixel_encoding(encoding) && !skipped {
-            self.fb.check(&area, enc::name(encoding))?;
+        let header = RectHeader::read(r)?;
+        let RectHeader { area, encoding } = header;
+        if let Some(decoder) = Decoder::new(encoding).filter(|_| header.has_pixel_data()) {
+            self.fb.check(&area, crate::encoding::name(encoding))?;
             self.update_has_pixels = true;
-            self.set_current(Some(RectInProgress { rect: area, encoding, resume: Resume::default() }));
+            self.set_current(Some(RectInProgress { rect: area, decoder }));
             return Ok(encoding);
         }
-        match encoding {
-            _ if decode::is_pixel_encoding(encoding) => {}
-            enc::LAST_RECT => {
+        match PseudoRect::read(area, encoding, r, &self.pixels, &config.limits)? {
+            PseudoRect::LastRect => {
                 self.incoming = Incoming::Update { remaining: 0, rect: None };
                 return Ok(encoding);
             }
-            enc::DESKTOP_SIZE => self.resize(w, h, limits, events)?,
-            enc::EXTENDED_DESKTOP_SIZE => {
-                let screens = usize::from(r.u8()?);
-                r.skip(3 + 16 * screens)?;
-                // y is the status of a resize the client asked for; 0 means the size changed.
-                if y == 0 {
-                    self.resize(w, h, limits, events)?;
-                }
-            }
-            enc::CURSOR => {
-                let Some((shape, used)) = cursor::read(&area, r.rest(), &self.pixels, limits)? else {
-                    return Err(ReadError::Incomplete);
-                };
-                r.skip(used)?;
-                events.push_back(Event::Cursor(shape));
-            }
-            enc::QEMU_POINTER_TYPE_CHANGE => events.push_back(Event::PointerType { absolute: x != 0 }),
-            enc::QEMU_EXT_KEY_EVENT => {
+            PseudoRect::DesktopSize { width, height }
+            | PseudoRect::ExtendedDesktopSize { status: 0, width, height } => self.resize(width, height, events),
+            PseudoRect::Cursor(shape) => events.push_back(Event::Cursor(shape)),
+            PseudoRect::PointerType { absolute } => events.push_back(Event::PointerType { absolute }),
+            PseudoRect::QemuExtKeyEvent => {
                 if config.scancode_keys && !self.ext_key_events {
                     self.ext_key_events = true;
                     events.push_back(Event::ExtKeyEvents);
                 }
             }
-            enc::QEMU_LED_STATE => events.push_back(Event::LedState(r.u8()?)),
-            enc::VMW_DEFINE_CURSOR => {
-                let Some((shape, used)) = cursor::read_vmware(&area, r.rest(), &self.pixels, limits)? else {
-                    return Err(ReadError::Incomplete);
-                };
-                r.skip(used)?;
-                events.push_back(Event::Cursor(shape));
+            PseudoRect::LedState(leds) => events.push_back(Event::LedState(leds)),
+            PseudoRect::CursorState { visible, absolute } => events.push_back(Event::CursorState { visible, absolute }),
+            PseudoRect::KeyRepeat { enabled, period_us, delay_us } => {
+                events.push_back(Event::KeyRepeat { enabled, period_us, delay_us })
             }
-            enc::VMW_CURSOR_STATE => {
-                let flags = r.u16()?;
-                events.push_back(Event::CursorState { visible: flags & 1 != 0, absolute: flags & 2 != 0 });
-            }
-            // Where the guest moved its cursor (the rectangle's position, no payload), and the server's frame
+            // An empty pixel rectangle, a refused resize, where the guest moved its cursor and the server's frame
             // counter: nothing for this client to act on.
-            enc::VMW_CURSOR_POSITION => {}
-            enc::VMW_FRAME_STAMP => r.skip(8)?,
-            enc::VMW_TYPEMATIC_INFO => {
-                let enabled = r.u16()? != 0;
-                events.push_back(Event::KeyRepeat { enabled, period_us: r.u32()?, delay_us: r.u32()? });
-            }
-            // Bit 0 Scroll Lock, bit 1 Num Lock, bit 2 Caps Lock, as in QEMU's LED state.
-            enc::VMW_LED_STATE => events.push_back(Event::LedState((r.u32()? & 0x7) as u8)),
-            other => return Err(ProtocolError::UnsupportedEncoding(other).into()),
+            PseudoRect::Empty
+            | PseudoRect::ExtendedDesktopSize { .. }
+            | PseudoRect::CursorPosition { .. }
+            | PseudoRect::FrameStamp(_) => {}
         }
         self.rect_done();
         Ok(encoding)
@@ -576,7 +551,7 @@ impl Open {
             limits,
             scratch: &mut self.scratch,
         };
-        match decode::decode(current.encoding, &current.rect, r.rest(), &mut current.resume, &mut ctx)? {
+        match current.decoder.decode(&current.rect, r.rest(), &mut ctx)? {
             Progress::Done(used) => {
                 r.skip(used)?;
                 let rect = current.rect;
@@ -603,20 +578,19 @@ impl Open {
         }
     }
 
-    /// A new framebuffer size. Servers also announce the unchanged size (TigerVNC answers every full update
-    /// request with ExtendedDesktopSize): then nothing happens.
-    fn resize(&mut self, w: u16, h: u16, limits: &Limits, events: &mut VecDeque<Event>) -> Parse<()> {
+    /// A new framebuffer size, within the limits ([`PseudoRect::read`] checked them). Servers also announce
+    /// the unchanged size (TigerVNC answers every full update request with ExtendedDesktopSize): then nothing
+    /// happens.
+    fn resize(&mut self, w: u16, h: u16, events: &mut VecDeque<Event>) {
         if (w, h) == (self.fb.width(), self.fb.height()) {
-            return Ok(());
+            return;
         }
-        limits.check_framebuffer(w, h)?;
         self.fb = Framebuffer::new(w, h);
         self.damage.take();
         self.damage.add(self.fb.bounds());
         self.init.width = w;
         self.init.height = h;
         events.push_back(Event::Resized { width: w, height: h });
-        Ok(())
     }
 }
 
@@ -624,6 +598,8 @@ impl Open {
 mod tests {
     use super::*;
     use crate::codec::Put;
+    use crate::encoding as enc;
+    use crate::messages::server_type;
     use crate::pixel::PixelFormat;
 
     /// A server's side of a 3.8 security-None handshake with a `w x h` framebuffer.
@@ -847,6 +823,48 @@ mod tests {
             let e = s.feed(&bytes).unwrap_err();
             assert!(e.to_string().contains(message), "{e} should contain {message}");
         }
+    }
+
+    #[test]
+    fn the_first_error_is_final() {
+        let mut s = Session::new(Config::default(), Credentials::default());
+        s.feed(&handshake(8, 8)).unwrap();
+        s.take_output();
+        events(&mut s);
+        let mut bad = vec![server_type::BELL, 77];
+        update_header(&mut bad, 1);
+        let first = s.feed(&bad).unwrap_err();
+        assert_eq!(first.to_string(), "unknown server message type 77");
+        assert_eq!(s.error(), Some(&first));
+        assert_eq!(events(&mut s), [Event::Bell], "what came before the error was processed");
+        let mut valid = vec![server_type::BELL];
+        update_header(&mut valid, 1);
+        rect(&mut valid, 0, 0, 1, 1, enc::RAW);
+        valid.extend_from_slice(&[1, 2, 3, 0]);
+        assert_eq!(s.feed(&valid), Err(first.clone()), "valid bytes after the error");
+        s.input().extend_from_slice(&valid);
+        assert_eq!(s.process(), Err(first.clone()));
+        assert!(events(&mut s).is_empty(), "no new work after the error");
+        assert_eq!(s.framebuffer().unwrap().get(0, 0), 0);
+        assert!(!s.key(0x61, true));
+        assert!(!s.send(&ClientMessage::PointerEvent { buttons: 0, x: 1, y: 1 }));
+        assert!(!s.wheel(2, 0, 1, 1));
+        assert!(!s.request_update(true));
+        assert!(!s.has_output(), "nothing is queued after the error");
+    }
+
+    #[test]
+    fn no_acknowledgement_after_an_error() {
+        let mut s = Session::new(Config::webmks(), Credentials::default());
+        s.feed(&handshake(8, 8)).unwrap();
+        s.feed(&[127, 0, 0, 8, 0, 0, 0, 0x22]).unwrap();
+        s.take_output();
+        let first = s.feed(&[127, 9, 0, 3]).unwrap_err();
+        for b in vmware_update(9) {
+            assert_eq!(s.feed(&[b]), Err(first.clone()));
+        }
+        assert!(s.take_output().is_empty(), "a valid update after the error is not acknowledged");
+        assert_eq!(s.framebuffer().unwrap().get(7, 7), 0);
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! CopyRect: the source position (`u16 x, u16 y`) of pixels already in the framebuffer.
 
-use super::{atomic, Ctx, Progress, Resume};
+use super::{atomic, Ctx, Progress};
 use crate::error::ProtocolError;
 use crate::framebuffer::Rect;
 
-pub(crate) fn decode(rect: &Rect, input: &[u8], _: &mut Resume, ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
+pub(crate) fn decode(rect: &Rect, input: &[u8], ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
     atomic(input, |r| {
         let (src_x, src_y) = (r.u16()?, r.u16()?);
         ctx.fb.check(&Rect::new(src_x, src_y, rect.w, rect.h), "CopyRect source")?;

@@ -4,14 +4,14 @@
 //! given in two bytes (`x << 4 | y`, `(w - 1) << 4 | (h - 1)`) and coloured with the foreground or
 //! with a pixel of its own. Background and foreground may carry over from the previous tile.
 //!
-//! Decoded tile by tile as bytes arrive: [`Resume::unit`] counts the tiles done, and
-//! [`Resume::background`] and [`Resume::foreground`] hold the colours carried to the next tile. A
-//! tile is written only once all of its bytes are there, and its colours are committed only then.
+//! Decoded tile by tile as bytes arrive ([`Tiles`]). A tile is written only once all of its bytes are
+//! there, and its colours are committed only then.
 
-use super::{Ctx, Progress, Resume};
+use super::{Ctx, Progress};
 use crate::codec::{Parse, ReadError, Reader};
 use crate::error::ProtocolError;
 use crate::framebuffer::Rect;
+use crate::pixel::Rgb;
 
 const ENCODING: &str = "Hextile";
 
@@ -24,40 +24,45 @@ const KNOWN_BITS: u8 = RAW | BACKGROUND_SPECIFIED | FOREGROUND_SPECIFIED | ANY_S
 
 const TILE: u16 = 16;
 
-pub(crate) fn decode(rect: &Rect, input: &[u8], resume: &mut Resume, ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
+/// How far the rectangle is decoded: the tiles done, and the colours carried to the next tile (`None`: none
+/// may carry).
+#[derive(Debug, Default)]
+pub(crate) struct Tiles {
+    done: u32,
+    /// "The first non-raw tile in a rectangle must have this bit set" (BackgroundSpecified), and nothing
+    /// carries a foreground into the rectangle either: both start as `None`.
+    background: Option<Rgb>,
+    foreground: Option<Rgb>,
+}
+
+pub(crate) fn decode(rect: &Rect, input: &[u8], resume: &mut Tiles, ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
     let tiles_across = u32::from(rect.w.div_ceil(TILE));
     let tiles = tiles_across * u32::from(rect.h.div_ceil(TILE));
-    if resume.unit == 0 {
-        // "The first non-raw tile in a rectangle must have this bit set" (BackgroundSpecified), and
-        // nothing carries a foreground into the rectangle either.
-        resume.background = None;
-        resume.foreground = None;
-    }
     let mut used = 0;
-    while resume.unit < tiles {
-        let dx = (resume.unit % tiles_across) as u16 * TILE;
-        let dy = (resume.unit / tiles_across) as u16 * TILE;
+    while resume.done < tiles {
+        let dx = (resume.done % tiles_across) as u16 * TILE;
+        let dy = (resume.done / tiles_across) as u16 * TILE;
         let tile = Rect::new(rect.x + dx, rect.y + dy, (rect.w - dx).min(TILE), (rect.h - dy).min(TILE));
         match decode_tile(&tile, resume, &input[used..], ctx) {
             Ok(n) => used += n,
             Err(ReadError::Incomplete) => return Ok(Progress::Partial(used)),
             Err(ReadError::Invalid(e)) => return Err(e),
         }
-        resume.unit += 1;
+        resume.done += 1;
     }
     Ok(Progress::Done(used))
 }
 
 /// Decodes the tile at the start of `input` and returns its length, or `Incomplete` without writing
 /// anything if not all of its bytes are there yet.
-fn decode_tile(tile: &Rect, resume: &mut Resume, input: &[u8], ctx: &mut Ctx) -> Parse<usize> {
+fn decode_tile(tile: &Rect, resume: &mut Tiles, input: &[u8], ctx: &mut Ctx) -> Parse<usize> {
     let bpp = ctx.pixels.bytes_per_pixel();
     let mut r = Reader::new(input);
     let mask = r.u8()?;
     let invalid = |what: String| {
         ReadError::Invalid(ProtocolError::malformed(
             ENCODING,
-            format!("tile {} at {},{} size {}x{}: {what}", resume.unit, tile.x, tile.y, tile.w, tile.h),
+            format!("tile {} at {},{} size {}x{}: {what}", resume.done, tile.x, tile.y, tile.w, tile.h),
         ))
     };
 

@@ -1,20 +1,23 @@
 //! Rectangle decoders, one module per encoding.
 //!
-//! Every decoder has the same shape:
+//! A rectangle is decoded by a [`Decoder`], made for its encoding when its header arrives:
 //!
 //! ```text
-//! fn decode(rect: &Rect, input: &[u8], resume: &mut Resume, ctx: &mut Ctx) -> Result<Progress, ProtocolError>
+//! Decoder::new(encoding)?.decode(rect, input, ctx) -> Result<Progress, ProtocolError>
 //! ```
 //!
 //! `input` holds the bytes received so far, starting where the previous call stopped. The decoder consumes
 //! whole units and says how many bytes it used: [`Progress::Done`] when the rectangle is complete,
-//! [`Progress::Partial`] when it needs more bytes. Raw, RRE, Hextile and TRLE decode row by row, subrectangle
-//! by subrectangle or tile by tile and keep their place in [`Resume`], so a large rectangle never has to be buffered whole. ZRLE and Zlib
-//! feed their compressed bytes to the connection's zlib stream as they arrive and decode tiles or pixels
-//! from a small window of inflated bytes ([`zlib::decode_chunk`]); every byte they report as used is in
-//! the stream and in [`Resume`]. The others decode a rectangle at once ([`atomic`]) and must read all of
-//! their input before they change any state (the Tight zlib streams), so that a retry with more bytes
-//! starts from the same state.
+//! [`Progress::Partial`] when it needs more bytes. Each variant of [`Decoder`] holds the state of one
+//! encoding's decoder, a type its module owns, so that a decoder only ever sees its own state. Raw, RRE,
+//! Hextile and TRLE decode row by row, subrectangle by subrectangle or tile by tile and keep their place in
+//! that state ([`raw::Rows`], [`rre::Subrects`], [`hextile::Tiles`], [`trle::Tiles`]), so a large rectangle
+//! never has to be buffered whole. ZRLE and Zlib feed their compressed bytes to the connection's zlib stream
+//! as they arrive and decode tiles or pixels from a small window of inflated bytes ([`zlib::Chunk`], see
+//! [`zlib::decode_chunk`]); every byte they report as used is in the stream and in the chunk. CopyRect and
+//! Tight decode a rectangle at once ([`atomic`]) and keep no state: they must read all of their input before
+//! they change any state (the Tight zlib streams), so that a retry with more bytes starts from the same
+//! state.
 //!
 //! The session has checked `rect` against the framebuffer before the first call; decoders write only
 //! inside it. Anything that can never be valid is a [`ProtocolError`].
@@ -45,20 +48,49 @@ pub(crate) enum Progress {
     Partial(usize),
 }
 
-/// Where a decoder that works in units stopped, carried between calls for one rectangle.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Resume {
-    /// Rows (Raw), tiles (Hextile, TRLE, ZRLE) or pixels (Zlib) already decoded.
-    pub unit: u32,
-    /// Hextile's background and foreground colours carry from tile to tile (`None`: none may carry).
-    pub background: Option<Rgb>,
-    pub foreground: Option<Rgb>,
-    /// RRE's number of subrectangles, once its header is read.
-    pub count: u32,
-    /// TRLE's palette carries to tiles that reuse it.
-    pub palette: Vec<Rgb>,
-    /// ZRLE's and Zlib's compressed chunk and window of inflated bytes.
-    pub chunk: zlib::Chunk,
+/// The decoder of one rectangle of a pixel encoding, with the state it carries from call to call.
+#[derive(Debug)]
+pub(crate) enum Decoder {
+    Raw(raw::Rows),
+    CopyRect,
+    Rre(rre::Subrects),
+    Hextile(hextile::Tiles),
+    Zlib(zlib::Chunk),
+    Tight(tight::Flavour),
+    Trle(trle::Tiles),
+    Zrle(zlib::Chunk),
+}
+
+impl Decoder {
+    /// A decoder for a new rectangle of `encoding`, if that is a pixel encoding this client decodes.
+    pub fn new(encoding: i32) -> Option<Self> {
+        Some(match encoding {
+            enc::RAW => Decoder::Raw(raw::Rows::default()),
+            enc::COPY_RECT => Decoder::CopyRect,
+            enc::RRE => Decoder::Rre(rre::Subrects::default()),
+            enc::HEXTILE => Decoder::Hextile(hextile::Tiles::default()),
+            enc::ZLIB => Decoder::Zlib(zlib::Chunk::default()),
+            enc::TIGHT => Decoder::Tight(tight::Flavour::Tight),
+            enc::TIGHT_PNG => Decoder::Tight(tight::Flavour::TightPng),
+            enc::TRLE => Decoder::Trle(trle::Tiles::default()),
+            enc::ZRLE => Decoder::Zrle(zlib::Chunk::default()),
+            _ => return None,
+        })
+    }
+
+    /// Decodes as much of the rectangle as `input` holds (see the module documentation).
+    pub fn decode(&mut self, rect: &Rect, input: &[u8], ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
+        match self {
+            Decoder::Raw(rows) => raw::decode(rect, input, rows, ctx),
+            Decoder::CopyRect => copyrect::decode(rect, input, ctx),
+            Decoder::Rre(subrects) => rre::decode(rect, input, subrects, ctx),
+            Decoder::Hextile(tiles) => hextile::decode(rect, input, tiles, ctx),
+            Decoder::Zlib(chunk) => zlib::decode(rect, input, chunk, ctx),
+            Decoder::Tight(flavour) => tight::decode(rect, input, ctx, *flavour),
+            Decoder::Trle(tiles) => trle::decode(rect, input, tiles, ctx),
+            Decoder::Zrle(chunk) => zrle::decode(rect, input, chunk, ctx),
+        }
+    }
 }
 
 /// State that lives as long as the connection: the zlib streams.
@@ -85,42 +117,9 @@ pub(crate) struct Scratch {
     pub pixels: Vec<Rgb>,
 }
 
-/// Decodes one rectangle of a pixel-data encoding (not a pseudo-encoding).
-pub(crate) fn decode(
-    encoding: i32,
-    rect: &Rect,
-    input: &[u8],
-    resume: &mut Resume,
-    ctx: &mut Ctx,
-) -> Result<Progress, ProtocolError> {
-    match encoding {
-        enc::RAW => raw::decode(rect, input, resume, ctx),
-        enc::COPY_RECT => copyrect::decode(rect, input, resume, ctx),
-        enc::RRE => rre::decode(rect, input, resume, ctx),
-        enc::HEXTILE => hextile::decode(rect, input, resume, ctx),
-        enc::ZLIB => zlib::decode(rect, input, resume, ctx),
-        enc::TIGHT => tight::decode(rect, input, resume, ctx, tight::Flavour::Tight),
-        enc::TIGHT_PNG => tight::decode(rect, input, resume, ctx, tight::Flavour::TightPng),
-        enc::TRLE => trle::decode(rect, input, resume, ctx),
-        enc::ZRLE => zrle::decode(rect, input, resume, ctx),
-        other => Err(ProtocolError::UnsupportedEncoding(other)),
-    }
-}
-
-/// Whether [`decode`] handles this encoding.
+/// Whether [`Decoder::new`] handles this encoding.
 pub fn is_pixel_encoding(encoding: i32) -> bool {
-    matches!(
-        encoding,
-        enc::RAW
-            | enc::COPY_RECT
-            | enc::RRE
-            | enc::HEXTILE
-            | enc::ZLIB
-            | enc::TIGHT
-            | enc::TIGHT_PNG
-            | enc::TRLE
-            | enc::ZRLE
-    )
+    Decoder::new(encoding).is_some()
 }
 
 /// Runs a decoder that needs its whole input at once: `Incomplete` becomes `Partial(0)`.
@@ -284,19 +283,17 @@ pub(crate) mod testutil {
 
         /// Decodes `input` given all at once; returns the result and the bytes used.
         pub fn decode(&mut self, encoding: i32, rect: Rect, input: &[u8]) -> Result<Progress, ProtocolError> {
-            let mut resume = Resume::default();
-            let mut ctx = self.ctx();
-            decode(encoding, &rect, input, &mut resume, &mut ctx)
+            let mut decoder = Decoder::new(encoding).expect("a pixel encoding");
+            decoder.decode(&rect, input, &mut self.ctx())
         }
 
         /// Decodes `input` offered one byte more at a time, as a trickling socket would deliver it, and
         /// checks that every byte is used exactly once. Returns the bytes used.
         pub fn decode_trickled(&mut self, encoding: i32, rect: Rect, input: &[u8]) -> Result<usize, ProtocolError> {
-            let mut resume = Resume::default();
+            let mut decoder = Decoder::new(encoding).expect("a pixel encoding");
             let mut start = 0;
             for end in 0..=input.len() {
-                let mut ctx = self.ctx();
-                match decode(encoding, &rect, &input[start..end], &mut resume, &mut ctx)? {
+                match decoder.decode(&rect, &input[start..end], &mut self.ctx())? {
                     Progress::Done(n) => return Ok(start + n),
                     Progress::Partial(n) => start += n,
                 }

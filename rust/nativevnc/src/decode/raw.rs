@@ -1,24 +1,27 @@
 //! Raw: `w * h` pixels in the pixel format, row after row. Decoded row by row as bytes arrive.
 
-use super::{Ctx, Progress, Resume};
+use super::{Ctx, Progress};
 use crate::error::ProtocolError;
 use crate::framebuffer::Rect;
 
-pub(crate) fn decode(rect: &Rect, input: &[u8], resume: &mut Resume, ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
+/// The rows of the rectangle decoded so far.
+#[derive(Debug, Default)]
+pub(crate) struct Rows(u16);
+
+pub(crate) fn decode(rect: &Rect, input: &[u8], rows: &mut Rows, ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
     let row_len = usize::from(rect.w) * ctx.pixels.bytes_per_pixel();
     let mut used = 0;
-    while resume.unit < u32::from(rect.h) {
+    while rows.0 < rect.h {
         if row_len == 0 {
-            resume.unit = rect.h.into();
+            rows.0 = rect.h;
             break;
         }
         let Some(row) = input.get(used..used + row_len) else {
             return Ok(Progress::Partial(used));
         };
-        let y = rect.y + resume.unit as u16;
-        ctx.pixels.pixels(row, ctx.fb.row_mut(rect.x, y, rect.w));
+        ctx.pixels.pixels(row, ctx.fb.row_mut(rect.x, rect.y + rows.0, rect.w));
         used += row_len;
-        resume.unit += 1;
+        rows.0 += 1;
     }
     Ok(Progress::Done(used))
 }

@@ -2,21 +2,33 @@
 //! background `PIXEL` that fills the rectangle, then each subrectangle as a `PIXEL` and
 //! `u16 x, y, w, h` relative to the rectangle.
 //!
-//! Decoded unit by unit as bytes arrive: the header, then one subrectangle at a time.
-//! [`Resume::unit`] is 0 before the header and `1 + subrectangles done` after it;
-//! [`Resume::foreground`] holds the number of subrectangles once the header is read (RRE has no
-//! colour to carry, so the field is free).
+//! Decoded unit by unit as bytes arrive: the header, then one subrectangle at a time ([`Subrects`]).
 
-use super::{Ctx, Progress, Resume};
+use super::{Ctx, Progress};
 use crate::error::ProtocolError;
 use crate::framebuffer::Rect;
 
 const ENCODING: &str = "RRE";
 
-pub(crate) fn decode(rect: &Rect, input: &[u8], resume: &mut Resume, ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
+/// How far the rectangle is decoded.
+#[derive(Debug, Default)]
+pub(crate) enum Subrects {
+    /// The header is still to come.
+    #[default]
+    Header,
+    /// The header said `count` subrectangles; `done` of them are drawn.
+    Drawing { count: u32, done: u32 },
+}
+
+pub(crate) fn decode(
+    rect: &Rect,
+    input: &[u8],
+    state: &mut Subrects,
+    ctx: &mut Ctx,
+) -> Result<Progress, ProtocolError> {
     let bpp = ctx.pixels.bytes_per_pixel();
     let mut used = 0;
-    if resume.unit == 0 {
+    if let Subrects::Header = state {
         let Some(header) = input.get(..4 + bpp) else {
             return Ok(Progress::Partial(0));
         };
@@ -28,13 +40,15 @@ pub(crate) fn decode(rect: &Rect, input: &[u8], resume: &mut Resume, ctx: &mut C
             ));
         }
         ctx.fb.fill(rect, ctx.pixels.pixel(&header[4..]));
-        resume.count = count;
-        resume.unit = 1;
+        *state = Subrects::Drawing { count, done: 0 };
         used = header.len();
     }
-    let count = resume.count;
+    let Subrects::Drawing { count, done } = state else {
+        unreachable!("the header was read above");
+    };
+    let count = *count;
     let unit_len = bpp + 8;
-    while resume.unit <= count {
+    while *done < count {
         let Some(unit) = input.get(used..used + unit_len) else {
             return Ok(Progress::Partial(used));
         };
@@ -47,13 +61,19 @@ pub(crate) fn decode(rect: &Rect, input: &[u8], resume: &mut Resume, ctx: &mut C
                 format!(
                     "subrectangle {} of {count} at {},{} size {}x{} lies outside the {}x{} \
                      rectangle",
-                    resume.unit, sub.x, sub.y, sub.w, sub.h, rect.w, rect.h
+                    *done + 1,
+                    sub.x,
+                    sub.y,
+                    sub.w,
+                    sub.h,
+                    rect.w,
+                    rect.h
                 ),
             ));
         }
         ctx.fb.fill(&Rect::new(rect.x + sub.x, rect.y + sub.y, sub.w, sub.h), colour);
         used += unit_len;
-        resume.unit += 1;
+        *done += 1;
     }
     Ok(Progress::Done(used))
 }

@@ -17,7 +17,7 @@
 //! Rectangles are at most 2048 pixels wide. The decoder is atomic: it reads the whole rectangle before it
 //! resets or inflates a stream or writes a pixel, so a retry with more input starts from the same state.
 
-use super::{atomic, Ctx, Progress, Resume};
+use super::{atomic, Ctx, Progress};
 use crate::codec::{Incomplete, Parse, Reader};
 use crate::error::ProtocolError;
 use crate::framebuffer::{Framebuffer, Rect};
@@ -55,13 +55,7 @@ const PALETTE_FILTER: u8 = 1;
 const GRADIENT_FILTER: u8 = 2;
 
 /// Decodes one Tight or TightPNG rectangle once all of its input is there.
-pub(crate) fn decode(
-    rect: &Rect,
-    input: &[u8],
-    _: &mut Resume,
-    ctx: &mut Ctx,
-    flavour: Flavour,
-) -> Result<Progress, ProtocolError> {
+pub(crate) fn decode(rect: &Rect, input: &[u8], ctx: &mut Ctx, flavour: Flavour) -> Result<Progress, ProtocolError> {
     let enc = flavour.name();
     if rect.w > MAX_WIDTH {
         return Err(ProtocolError::malformed(

@@ -9,7 +9,7 @@
 //! as a one-colour palette; raw and plain-RLE tiles leave the palette alone. The palette is kept for one
 //! rectangle: reusing it before a tile of the same rectangle had one is an error.
 
-use super::{Ctx, Progress, Resume};
+use super::{Ctx, Progress};
 use crate::codec::{Parse, ReadError, Reader};
 use crate::error::ProtocolError;
 use crate::framebuffer::{Framebuffer, Rect};
@@ -17,13 +17,20 @@ use crate::pixel::{PixelReader, Rgb};
 
 const TILE_SIZE: u16 = 16;
 
-pub(crate) fn decode(rect: &Rect, input: &[u8], resume: &mut Resume, ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
+/// How far the rectangle is decoded: the tiles done, and the palette that carries to tiles that reuse it.
+#[derive(Debug, Default)]
+pub(crate) struct Tiles {
+    done: u32,
+    palette: Vec<Rgb>,
+}
+
+pub(crate) fn decode(rect: &Rect, input: &[u8], resume: &mut Tiles, ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
     let grid = Grid::new(rect, TILE_SIZE);
     let mut palette = Palette::default();
     palette.set(&resume.palette);
     let mut used = 0;
-    while resume.unit < grid.count() {
-        let tile = grid.tile(resume.unit);
+    while resume.done < grid.count() {
+        let tile = grid.tile(resume.done);
         let mut r = Reader::new(&input[used..]);
         match decode_tile(&mut r, &tile, &mut palette, Flavour::Trle, ctx.pixels, ctx.fb) {
             Ok(new_palette) => {
@@ -32,7 +39,7 @@ pub(crate) fn decode(rect: &Rect, input: &[u8], resume: &mut Resume, ctx: &mut C
                     resume.palette.extend_from_slice(palette.colours());
                 }
                 used += r.consumed();
-                resume.unit += 1;
+                resume.done += 1;
             }
             // The tile is parsed again from its start when more bytes arrive; `palette` may hold a half-read
             // palette, but it is rebuilt from `resume.palette` on the next call.
@@ -103,8 +110,8 @@ impl Palette {
         &self.colours[..self.len]
     }
 
-    /// Replaces the palette with `colours` (at most 127 of them: [`Resume::palette`] only ever holds a
-    /// palette this module stored).
+    /// Replaces the palette with `colours` (at most 127 of them: [`Tiles`] only ever holds a palette this
+    /// module stored).
     fn set(&mut self, colours: &[Rgb]) {
         self.len = colours.len().min(self.colours.len());
         self.colours[..self.len].copy_from_slice(&colours[..self.len]);
@@ -536,11 +543,11 @@ pub(crate) mod tests {
         let r = Rect::new(0, 0, 48, 16);
         let first = [&[2][..], &cpx(&[A, B]), &[0xff; 32], &[1], &cpx(&[C])].concat();
         let second = [&[127][..], &[0; 32]].concat();
-        let mut resume = Resume::default();
+        let mut resume = super::Tiles::default();
         let mut ctx = h.ctx();
         let input = [&first[..], &second[..5]].concat();
         assert_eq!(decode(&r, &input, &mut resume, &mut ctx), Ok(Progress::Partial(first.len())));
-        assert_eq!((resume.unit, &resume.palette[..]), (2, &[C][..]));
+        assert_eq!((resume.done, &resume.palette[..]), (2, &[C][..]));
         assert_eq!(decode(&r, &second, &mut resume, &mut ctx), Ok(Progress::Done(33)));
         assert_eq!(h.pixels_of(Rect::new(0, 15, 48, 1)), [[B; 16], [C; 16], [C; 16]].concat());
     }

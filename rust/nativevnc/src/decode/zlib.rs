@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use super::{Ctx, Inflater, Progress, Resume, Streams};
+use super::{Ctx, Inflater, Progress, Streams};
 use crate::codec::{Parse, ReadError, Reader};
 use crate::config::Limits;
 use crate::error::ProtocolError;
@@ -20,11 +20,11 @@ use crate::pixel::PixelReader;
 /// plenty to spare, so that most steps inflate many tiles or rows at once.
 pub(super) const WINDOW: usize = 64 << 10;
 
-pub(crate) fn decode(rect: &Rect, input: &[u8], resume: &mut Resume, ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
+pub(crate) fn decode(rect: &Rect, input: &[u8], chunk: &mut Chunk, ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
     let bpp = ctx.pixels.bytes_per_pixel();
     let expected = rect.area() * bpp as u64;
     let spec = Spec { encoding: "Zlib", what: "Zlib data", max_inflated: expected, stream: |s| &mut s.zlib };
-    decode_chunk(input, resume, ctx, &spec, &Pixels { rect: *rect, bpp, expected })
+    decode_chunk(input, chunk, ctx, &spec, &Pixels { rect: *rect, bpp, expected })
 }
 
 /// Zlib's units: the rectangle's pixels, row after row; a row may be decoded in pieces.
@@ -111,11 +111,13 @@ pub(super) struct Spec {
     pub stream: fn(&mut Streams) -> &mut Inflater,
 }
 
-/// A rectangle's zlib chunk while it arrives (in [`Resume`]).
+/// A rectangle's zlib chunk while it arrives: the state of the Zlib and ZRLE decoders.
 #[derive(Clone, Default)]
 pub(crate) struct Chunk {
     /// Compressed bytes not yet fed to the stream; `None` until the length has been read.
     left: Option<u32>,
+    /// Units (pixels, tiles) decoded so far.
+    done: u32,
     /// Bytes inflated so far.
     inflated: u64,
     /// The window is `buf[..size]` (`buf` may be longer: it is the connection's scratch buffer, lent to the
@@ -130,6 +132,7 @@ impl fmt::Debug for Chunk {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.debug_struct("Chunk")
             .field("left", &self.left)
+            .field("done", &self.done)
             .field("inflated", &self.inflated)
             .field("window", &self.size)
             .field("pending", &(self.end - self.start))
@@ -149,6 +152,12 @@ impl Chunk {
         self.size
     }
 
+    /// The units decoded so far.
+    #[cfg(test)]
+    pub(super) fn done(&self) -> u32 {
+        self.done
+    }
+
     /// Makes room at the end of the window: moves the pending bytes (less than a tile) to its front. Doing
     /// it every time costs less than the extra inflate steps into a smaller room would.
     fn make_room(&mut self) {
@@ -164,12 +173,11 @@ impl Chunk {
 /// Returns `Done` once all of the chunk is inflated and its units decoded, with nothing left over.
 pub(super) fn decode_chunk(
     input: &[u8],
-    resume: &mut Resume,
+    chunk: &mut Chunk,
     ctx: &mut Ctx,
     spec: &Spec,
     units: &impl Units,
 ) -> Result<Progress, ProtocolError> {
-    let chunk = &mut resume.chunk;
     let mut used = 0;
     let left = match chunk.left {
         Some(left) => left,
@@ -189,7 +197,7 @@ pub(super) fn decode_chunk(
             if buf.len() < size {
                 buf.resize(size, 0);
             }
-            *chunk = Chunk { left: Some(len), inflated: 0, buf, size, start: 0, end: 0 };
+            *chunk = Chunk { left: Some(len), done: 0, inflated: 0, buf, size, start: 0, end: 0 };
             len
         }
     };
@@ -218,12 +226,14 @@ pub(super) fn decode_chunk(
         // All of the chunk is inflated: no more bytes will come.
         let last = drained && offered.len() == to_usize(left.into());
         // Without new bytes, the pending ones were looked at already (unless they are the last).
-        if resume.unit < count && (produced > 0 || last) {
+        if chunk.done < count && (produced > 0 || last) {
             let all = last || chunk.end - chunk.start == chunk.size;
-            let n = units.decode(chunk.pending(), all, &mut resume.unit, ctx.pixels, ctx.fb)?;
+            let mut done = chunk.done;
+            let n = units.decode(chunk.pending(), all, &mut done, ctx.pixels, ctx.fb)?;
+            chunk.done = done;
             chunk.start += n;
         }
-        if resume.unit == count {
+        if chunk.done == count {
             // Counted for the error below, after the rest of the input, so that a complete chunk is
             // described in full.
             extra += chunk.end - chunk.start;
@@ -253,8 +263,8 @@ pub(super) fn decode_chunk(
     if left > 0 {
         return Ok(Progress::Partial(used));
     }
-    if resume.unit < count {
-        return Err(units.short(chunk.inflated, resume.unit));
+    if chunk.done < count {
+        return Err(units.short(chunk.inflated, chunk.done));
     }
     ctx.scratch.bytes = std::mem::take(&mut chunk.buf);
     Ok(Progress::Done(used))
@@ -298,10 +308,11 @@ pub(super) fn to_usize(n: u64) -> usize {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::Chunk;
     use super::WINDOW;
     use crate::codec::Put;
     use crate::decode::testutil::{bgrx, Deflater, Harness};
-    use crate::decode::{self, Inflater, Progress, Resume};
+    use crate::decode::{Decoder, Inflater, Progress};
     use crate::encoding::ZLIB;
     use crate::error::ProtocolError;
     use crate::framebuffer::Rect;
@@ -336,20 +347,22 @@ pub(crate) mod tests {
         rect: Rect,
         input: &[u8],
         piece: usize,
-        mut check: impl FnMut(&Resume, &Harness),
+        mut check: impl FnMut(&Chunk, &Harness),
     ) -> Result<usize, ProtocolError> {
-        let mut resume = Resume::default();
+        let mut decoder = Decoder::new(encoding).expect("a pixel encoding");
         let (mut start, mut end) = (0, 0);
         loop {
             end = (end + piece).min(input.len());
-            let mut ctx = h.ctx();
-            match decode::decode(encoding, &rect, &input[start..end], &mut resume, &mut ctx)? {
+            match decoder.decode(&rect, &input[start..end], &mut h.ctx())? {
                 Progress::Done(n) => return Ok(start + n),
                 Progress::Partial(n) => start += n,
             }
             assert_eq!(start, end, "all of the offered input is used");
             assert!(end < input.len(), "the decoder wanted more than its complete input");
-            check(&resume, h);
+            let (Decoder::Zlib(chunk) | Decoder::Zrle(chunk)) = &decoder else {
+                panic!("{decoder:?} streams no zlib chunk");
+            };
+            check(chunk, h);
         }
     }
 
@@ -433,11 +446,11 @@ pub(crate) mod tests {
         let input = chunk(&mut Deflater::default(), &bgrx(&px));
         let mut h = Harness::new(w as u16, hgt as u16);
         let mut decoded = Vec::new();
-        let used = decode_in_pieces(&mut h, ZLIB, r, &input, 64 << 10, |resume, h| {
-            assert!(resume.chunk.window() <= WINDOW, "window of {}", resume.chunk.window());
-            assert!(resume.chunk.pending().len() < 4, "pending {}", resume.chunk.pending().len());
+        let used = decode_in_pieces(&mut h, ZLIB, r, &input, 64 << 10, |chunk, h| {
+            assert!(chunk.window() <= WINDOW, "window of {}", chunk.window());
+            assert!(chunk.pending().len() < 4, "pending {}", chunk.pending().len());
             assert!(h.scratch.bytes.capacity() == 0, "the window is all the buffering there is");
-            decoded.push(resume.unit);
+            decoded.push(chunk.done());
         });
         assert_eq!(used, Ok(input.len()));
         assert_eq!(h.fb.pixels(), px);

@@ -5,8 +5,8 @@
 //! ends; the tiles must use up the inflated data exactly.
 
 use super::trle::{decode_tile, Flavour, Grid, Palette};
-use super::zlib::{decode_chunk, Spec, Units};
-use super::{Ctx, Progress, Resume};
+use super::zlib::{decode_chunk, Chunk, Spec, Units};
+use super::{Ctx, Progress};
 use crate::codec::{ReadError, Reader};
 use crate::error::ProtocolError;
 use crate::framebuffer::{Framebuffer, Rect};
@@ -14,10 +14,10 @@ use crate::pixel::PixelReader;
 
 const TILE_SIZE: u16 = 64;
 
-pub(crate) fn decode(rect: &Rect, input: &[u8], resume: &mut Resume, ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
+pub(crate) fn decode(rect: &Rect, input: &[u8], chunk: &mut Chunk, ctx: &mut Ctx) -> Result<Progress, ProtocolError> {
     let max_inflated = max_inflated(rect, ctx.pixels.cpixel_size() as u64);
     let spec = Spec { encoding: "ZRLE", what: "ZRLE data", max_inflated, stream: |s| &mut s.zrle };
-    decode_chunk(input, resume, ctx, &spec, &ZrleTiles(Grid::new(rect, TILE_SIZE)))
+    decode_chunk(input, chunk, ctx, &spec, &ZrleTiles(Grid::new(rect, TILE_SIZE)))
 }
 
 /// ZRLE's units: the rectangle's tiles.
@@ -286,12 +286,12 @@ mod tests {
         assert!(input.len() > 2 << 20);
         let mut h = Harness::new(1024, 768);
         let mut decoded = Vec::new();
-        let used = decode_in_pieces(&mut h, ZRLE, r, &input, 64 << 10, |resume, h| {
-            assert!(resume.chunk.window() <= WINDOW, "window of {}", resume.chunk.window());
+        let used = decode_in_pieces(&mut h, ZRLE, r, &input, 64 << 10, |chunk, h| {
+            assert!(chunk.window() <= WINDOW, "window of {}", chunk.window());
             // Less than the most a tile can take (1 + 64 * 64 * 4 bytes) is kept.
-            assert!(resume.chunk.pending().len() < 16385, "pending {}", resume.chunk.pending().len());
+            assert!(chunk.pending().len() < 16385, "pending {}", chunk.pending().len());
             assert!(h.scratch.bytes.capacity() == 0, "the window is all the buffering there is");
-            decoded.push(resume.unit);
+            decoded.push(chunk.done());
         });
         assert_eq!(used, Ok(input.len()));
         assert_eq!(h.fb.pixels(), px);
