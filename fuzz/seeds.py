@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets, fuzz/corpus/TARGET/NAME, from the byte vectors of the core's
-unit tests (session.rs, handshake.rs, decode/*, messages.rs, vsphere/*, keys.rs), rebuilt here with the
-selector bytes each target reads first (see rust/nativevnc/src/fuzzing.rs). Run it from anywhere; it
+unit tests (session.rs, handshake.rs, decode/*, messages.rs, vsphere/*, keys.rs, transport/*), rebuilt here with
+the selector bytes each target reads first (see rust/nativevnc/src/fuzzing.rs and fuzzing/transport.rs), and
+HTTP requests to webmks-sim's APIs (rust/webmks-sim/src/fuzzing.rs). Run it from anywhere; it
 replaces the seeds it writes and leaves other files (minimised fuzzer finds, regressions) alone."""
 
 import os
@@ -236,6 +237,136 @@ URLS = {
 CHORDS = ["ctrl-alt-delete", "shift-a", "super-ret", "ctrl-alt-f2", "minus", "alt-sysrq-b", "Ctrl-Shift-Esc", "a-"]
 
 
+# The `websocket` target's records (rust/nativevnc/src/fuzzing/transport.rs): HEAD LEN [SHIFT] PAYLOAD, HEAD
+# being the opcode and these flags.
+FIN, MASK, RSV1, LONG = 0x10, 0x20, 0x40, 0x80
+CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0, 1, 2, 8, 9, 10
+
+
+def frame(head, payload, shift=None):
+    if shift is not None:
+        return bytes([head | LONG, len(payload) if shift == 0 else 1, shift]) + payload
+    return bytes([head, len(payload)]) + payload
+
+
+def websocket():
+    """The first byte: the maximum message (16 << low 3 bits) and the piece size (the rest, 0 = at once)."""
+    rfb = b"RFB 003.008\n"
+    close = frame(CLOSE | FIN, u16(1000) + b"bye")
+    return {
+        "binary": bytes([7]) + frame(BINARY | FIN, rfb) + close,
+        "binary-pieces": bytes([7 | 3 << 3]) + frame(BINARY | FIN, rfb) + frame(BINARY | FIN, bytes([1, 1])) + close,
+        "fragments-ping": bytes([7]) + frame(BINARY, rfb[:4]) + frame(PING | FIN, b"ping")
+        + frame(CONTINUATION, rfb[4:8]) + frame(PONG | FIN, b"") + frame(CONTINUATION | FIN, rfb[8:]) + close,
+        "empty-messages": bytes([7]) + frame(BINARY | FIN, b"") + frame(BINARY, b"") + frame(CONTINUATION | FIN, b"")
+        + frame(BINARY | FIN, b"x"),
+        "at-the-limit": bytes([0]) + frame(BINARY | FIN, bytes(range(16))) + frame(BINARY | FIN, bytes(range(17))),
+        "fragments-over-the-limit": bytes([0]) + frame(BINARY, bytes(9)) + frame(CONTINUATION | FIN, bytes(8)),
+        "16-bit-length": bytes([7 | 5 << 3]) + frame(BINARY | FIN, bytes(range(200))) + close,
+        "64-bit-length": bytes([7]) + frame(BINARY | FIN, b"long", shift=0) + frame(BINARY | FIN, b"huge", shift=7),
+        "masked": bytes([7]) + frame(BINARY | FIN, b"ok") + frame(BINARY | FIN | MASK, b"masked"),
+        "reserved-bit": bytes([7]) + frame(BINARY | FIN | RSV1, b"deflated?"),
+        "text": bytes([7]) + frame(BINARY | FIN, b"ok") + frame(TEXT | FIN, b"text"),
+        "close-codes": bytes([7]) + frame(BINARY | FIN, b"ok") + frame(CLOSE | FIN, u16(1011) + b"server error"),
+        "close-invalid": bytes([7]) + frame(CLOSE | FIN, b"\x03"),
+        "continuation-first": bytes([7]) + frame(CONTINUATION | FIN, b"x"),
+        "binary-inside-binary": bytes([7]) + frame(BINARY, b"a") + frame(BINARY | FIN, b"b"),
+        "control-fragmented": bytes([7]) + frame(PING, b"p") + frame(BINARY | FIN, b"x"),
+        "control-reserved": bytes([7]) + frame(0x0B | FIN, b"") + frame(BINARY | FIN, b"x"),
+        "ping-too-long": bytes([7]) + frame(PING | FIN, bytes(126)),
+        "cut-short": bytes([7]) + frame(BINARY | FIN, b"whole") + frame(BINARY | FIN, b"cut short")[:6],
+    }
+
+
+VNC_URLS = {
+    "host-port": "vnc://127.0.0.1:5901",
+    "password": "vnc://:s%40cret@example.org",
+    "ipv6": "vnc://[::1]:5905",
+    "upper-case": "VNC://:pw@Host.Example:0",
+    "user-name": "vnc://hunter2@127.0.0.1:5911",
+    "user-password": "vnc://user:hunter2@host",
+    "no-scheme": "127.0.0.1:6602",
+    "no-slashes": "vnc:host:5901",
+    "no-scheme-password": ":hunter2@host:5901",
+    "http": "http://host:5900",
+    "path": "vnc://host:5900/path",
+    "query": "vnc://host?x=1",
+    "bad-utf8-password": "vnc://:%FF@h",
+    "no-host": "vnc://",
+    "bad-port": "vnc://host:99999",
+}
+
+ENVELOPE_SOAP = (
+    '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"'
+    ' xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+    '<soapenv:Body>{}</soapenv:Body></soapenv:Envelope>'
+)
+
+
+def http(method, path, headers=(), body=b""):
+    lines = [f"{method} {path} HTTP/1.1", "Host: vc.test"] + list(headers)
+    if body or method == "POST":
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def soap_call(call, session=True, version="8.0.2.0"):
+    headers = ["Content-Type: text/xml; charset=utf-8", f'SOAPAction: "urn:vim25/{version}"']
+    if session:
+        headers.append('Cookie: vmware_soap_session="$SOAP"; Path=/')
+    return http("POST", "/sdk", headers, ENVELOPE_SOAP.format(call).encode())
+
+
+def sim_requests():
+    """Requests as a client sends them to webmks-sim; `$SOAP` and `$REST` stand for live session ids."""
+    this = '<_this type="{}">{}</_this>'.format
+    vm = this("VirtualMachine", "vm-1001")
+    rest_token = ["vmware-api-session-id: $REST"]
+    basic = "Authorization: Basic " + __import__("base64").b64encode(b"root:Zq9SimPassword").decode()
+    return {
+        "service-content": soap_call("<RetrieveServiceContent>" + this("ServiceInstance", "ServiceInstance")
+                                     + "</RetrieveServiceContent>", session=False),
+        "login-wrong": soap_call("<Login>" + this("SessionManager", "SessionManager")
+                                 + "<userName>root</userName><password>wrong</password></Login>", session=False),
+        "acquire-ticket": soap_call("<AcquireTicket>" + vm
+                                    + '<ticketType xsi:type="xsd:string">webmks</ticketType></AcquireTicket>'),
+        "acquire-ticket-7": soap_call("<AcquireTicket>" + vm + "<ticketType>webmks</ticketType></AcquireTicket>",
+                                      version="7.0.3.0"),
+        "find-by-path": soap_call("<FindByInventoryPath>" + this("SearchIndex", "SearchIndex")
+                                  + "<inventoryPath>Datacenter/vm/on</inventoryPath></FindByInventoryPath>"),
+        "retrieve-names": soap_call(
+            "<RetrievePropertiesEx>" + this("PropertyCollector", "propertyCollector")
+            + "<specSet><propSet><type>VirtualMachine</type><pathSet>name</pathSet>"
+            "<pathSet>runtime.powerState</pathSet></propSet><objectSet>"
+            '<obj type="VirtualMachine">vm-1001</obj></objectSet></specSet><options><maxObjects>1</maxObjects>'
+            "</options></RetrievePropertiesEx>"),
+        "container-view": soap_call(
+            "<CreateContainerView>" + this("ViewManager", "ViewManager") + '<container type="Folder">group-d1'
+            "</container><type>VirtualMachine</type><recursive>true</recursive></CreateContainerView>"),
+        "power-off": soap_call("<PowerOffVM_Task>" + vm + "</PowerOffVM_Task>"),
+        "wait-for-updates": soap_call("<WaitForUpdatesEx>" + this("PropertyCollector", "propertyCollector")
+                                      + "<version></version><options><maxWaitSeconds>0</maxWaitSeconds></options>"
+                                      "</WaitForUpdatesEx>"),
+        "logout-pipelined": soap_call("<CurrentTime>" + this("ServiceInstance", "ServiceInstance") + "</CurrentTime>")
+        + soap_call("<Logout>" + this("SessionManager", "SessionManager") + "</Logout>"),
+        "not-soap": http("POST", "/sdk", ["Content-Type: text/xml"], b"<html/>"),
+        "api-login": http("POST", "/api/session", [basic]),
+        "api-vms": http("GET", "/api/vcenter/vm?names=on&names=off", rest_token),
+        "api-ticket": http("POST", "/api/vcenter/vm/vm-1001/console/tickets",
+                           rest_token + ["Content-Type: application/json"], b'{"type":"WEBMKS"}'),
+        "api-session-logout": http("GET", "/api/session", rest_token) + http("DELETE", "/api/session", rest_token),
+        "rest-login": http("POST", "/rest/com/vmware/cis/session", [basic]),
+        "rest-vms": http("GET", "/rest/vcenter/vm?filter.names.1=on", rest_token),
+        "rest-ticket": http("POST", "/rest/vcenter/vm/vm-1002/console/tickets",
+                            rest_token + ["Content-Type: application/json"], b'{"spec":{"type":"WEBMKS"}}'),
+        "rest-session-get": http("POST", "/rest/com/vmware/cis/session?~action=get", rest_token),
+        "wrong-method": http("PUT", "/api/vcenter/vm", rest_token),
+        "chunked": b"POST /api/vcenter/vm/vm-1001/console/tickets HTTP/1.1\r\nHost: vc\r\n"
+        b"vmware-api-session-id: $REST\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"typ\r\n"
+        b"C\r\ne\":\"WEBMKS\"}\r\n0\r\n\r\n",
+    }
+
+
 def write(target, name, data):
     directory = os.path.join(ROOT, target)
     os.makedirs(directory, exist_ok=True)
@@ -273,6 +404,12 @@ def main():
         write("url", name, text)
     for i, chord in enumerate(CHORDS):
         write("key_chord", f"chord-{i}", chord)
+    for name, data in websocket().items():
+        write("websocket", name, data)
+    for name, text in VNC_URLS.items():
+        write("vnc_url", name, text)
+    for name, data in sim_requests().items():
+        write("sim_requests", name, data)
 
 
 if __name__ == "__main__":

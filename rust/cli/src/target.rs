@@ -1,13 +1,13 @@
 //! The `--url` argument: which server, and how to log in.
 
-use nativevnc::error::{Error, Result};
-use percent_encoding::percent_decode_str;
+use nativevnc::error::Result;
+use nativevnc::transport::VncUrl;
 use url::Url;
 
 /// A VNC server to connect to.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Target {
-    /// `vnc://[:PASSWORD@]HOST[:PORT]`.
+    /// `vnc://[:PASSWORD@]HOST[:PORT]`, parsed by the core ([`VncUrl`]).
     Vnc { host: String, port: u16, password: Option<String> },
     /// `webmks+https://USER:PASSWORD@HOST[:PORT]/VM` (or `https://…`): a vSphere VM's console; the URL is
     /// parsed by the core, which also knows the forms naming the VM.
@@ -31,56 +31,14 @@ impl std::fmt::Debug for Target {
 
 impl Target {
     /// Parses `--url`; `env_password` (NATIVEVNC_PASSWORD) is used when a vnc:// URL has no password, and
-    /// replaces the vSphere password of a webmks URL.
+    /// replaces the vSphere password of a webmks URL. Anything but a valid webmks URL is the core's to judge
+    /// as a `vnc://` URL, whose errors say what to write instead.
     pub fn parse(s: &str, env_password: Option<String>) -> Result<Target> {
-        if !s.contains("://") {
-            return Err(no_scheme(s));
+        if s.contains("://") && Url::parse(s).is_ok_and(|url| matches!(url.scheme(), "webmks+https" | "https")) {
+            return Ok(Target::Webmks { url: s.to_string(), password: env_password });
         }
-        let url = Url::parse(s).map_err(|e| Error::usage(format!("invalid URL: {e}")))?;
-        match url.scheme() {
-            "vnc" => {}
-            "webmks+https" | "https" => return Ok(Target::Webmks { url: s.to_string(), password: env_password }),
-            other => {
-                return Err(Error::usage(format!(
-                    "unsupported URL scheme '{other}': use vnc://HOST:PORT or webmks+https://USER:PASSWORD@HOST/VM"
-                )))
-            }
-        }
-        let host = url
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| Error::usage("the URL names no host: use vnc://HOST:PORT"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        if !matches!(url.path(), "" | "/") || url.query().is_some() {
-            return Err(Error::usage("a vnc:// URL has no path or query: use vnc://[:PASSWORD@]HOST[:PORT]"));
-        }
-        if !url.username().is_empty() {
-            return Err(Error::usage(
-                "a vnc:// URL has no user name: put a colon before the password, vnc://:PASSWORD@HOST[:PORT]",
-            ));
-        }
-        let password = match url.password() {
-            Some(p) => Some(
-                percent_decode_str(p)
-                    .decode_utf8()
-                    .map_err(|_| Error::usage("the password in the URL is not valid UTF-8"))?
-                    .into_owned(),
-            ),
-            None => env_password,
-        };
-        Ok(Target::Vnc { host, port: url.port().unwrap_or(5900), password })
-    }
-}
-
-/// The error for `--url` without a scheme, such as `127.0.0.1:5901` (or `vnc:` without the slashes): the URL to
-/// write instead. The text is only repeated when it holds no `@`, so that no password is shown.
-fn no_scheme(s: &str) -> Error {
-    let webmks = "webmks+https://USER:PASSWORD@HOST[:PORT]/VM for a VM's console";
-    if s.contains('@') || s.is_empty() {
-        Error::usage(format!("the URL has no scheme: write vnc://[:PASSWORD@]HOST[:PORT] for a VNC server, {webmks}"))
-    } else {
-        let address = s.strip_prefix("vnc:").unwrap_or(s);
-        Error::usage(format!("'{s}' is not a URL: write vnc://{address} for a VNC server, or {webmks}"))
+        let VncUrl { host, port, password } = VncUrl::parse(s)?;
+        Ok(Target::Vnc { host, port, password: password.or(env_password) })
     }
 }
 
@@ -96,9 +54,9 @@ mod tests {
     }
 
     #[test]
-    fn parses_hosts_ports_and_passwords() {
+    fn vnc_urls_take_the_environment_password_when_they_have_none() {
         assert_eq!(vnc(Target::parse("vnc://127.0.0.1:5901", None).unwrap()), ("127.0.0.1".into(), 5901, None));
-        let t = vnc(Target::parse("vnc://:s%40cret@example.org", None).unwrap());
+        let t = vnc(Target::parse("vnc://:s%40cret@example.org", Some("env".into())).unwrap());
         assert_eq!(t, ("example.org".into(), 5900, Some("s@cret".into())));
         let t = vnc(Target::parse("vnc://[::1]:5905", Some("env".into())).unwrap());
         assert_eq!(t, ("::1".into(), 5905, Some("env".into())));
@@ -112,38 +70,19 @@ mod tests {
         }
     }
 
+    /// The messages are the core's (`VncUrl::parse`, tested there); an invalid https URL and one without
+    /// slashes get them too.
     #[test]
-    fn rejects_what_it_cannot_use() {
-        for bad in ["http://host:5900", "vnc://", "vnc://host:5900/path", "not a url", "vnc://host:99999"] {
-            assert!(Target::parse(bad, None).is_err(), "{bad}");
-        }
-    }
-
-    fn usage_message(url: &str) -> String {
-        let e = Target::parse(url, None).unwrap_err();
-        assert_eq!(e.kind(), nativevnc::error::ErrorKind::Usage, "{url}: {e}");
-        e.message().to_owned()
-    }
-
-    #[test]
-    fn a_missing_scheme_suggests_one() {
-        assert!(
-            usage_message("127.0.0.1:6602").starts_with("'127.0.0.1:6602' is not a URL: write vnc://127.0.0.1:6602")
-        );
-        assert!(usage_message("localhost").contains("write vnc://localhost for a VNC server, or webmks+https://"));
-        assert!(usage_message("vnc:host:5901").contains("write vnc://host:5901 for"));
-        let m = usage_message(":hunter2@host:5901");
-        assert!(
-            m.starts_with("the URL has no scheme: write vnc://[:PASSWORD@]HOST[:PORT]") && !m.contains("hunter2"),
-            "{m}"
-        );
-    }
-
-    #[test]
-    fn a_user_name_is_a_forgotten_colon() {
-        for url in ["vnc://hunter2@127.0.0.1:5911", "vnc://user:hunter2@host"] {
-            let m = usage_message(url);
-            assert!(m.contains("put a colon before the password, vnc://:PASSWORD@") && !m.contains("hunter2"), "{m}");
+    fn everything_else_is_judged_as_a_vnc_url() {
+        for (url, start) in [
+            ("http://host:5900", "unsupported URL scheme 'http': use vnc://HOST:PORT or webmks+https://"),
+            ("https://bad host/1", "invalid URL: "),
+            ("https:host", "'https:host' is not a URL: write vnc://https:host for a VNC server"),
+            ("vnc://hunter2@127.0.0.1:5911", "a vnc:// URL has no user name: put a colon before the password"),
+        ] {
+            let e = Target::parse(url, None).unwrap_err();
+            assert_eq!(e.kind(), nativevnc::error::ErrorKind::Usage, "{url}: {e}");
+            assert!(e.message().starts_with(start) && !e.message().contains("hunter2"), "{url}: {e}");
         }
     }
 

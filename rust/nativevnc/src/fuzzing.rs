@@ -479,3 +479,4 @@ mod tests {
         }
     }
 }
+pub mod transport;

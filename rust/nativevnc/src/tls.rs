@@ -30,6 +30,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::error::{Error, ErrorKind};
+use crate::transport;
 use key::KeyKind;
 
 /// What a user can do about a certificate that is not trusted: the CLI's options and the variables of
@@ -219,22 +220,12 @@ fn build_config(
     Ok(Arc::new(config))
 }
 
-/// TCP connect to `host:port`, then a TLS handshake with `host` as the server name (a DNS name or an IP
-/// literal, IPv6 with or without brackets). There is no timeout here: the caller wraps the call in
-/// `tokio::time::timeout`.
+/// TCP connect to `host:port` ([`crate::transport::connect_tcp`]), then a TLS handshake with `host` as the
+/// server name (a DNS name or an IP literal, IPv6 with or without brackets). There is no timeout here: the
+/// caller wraps the call in `tokio::time::timeout`.
 pub async fn connect(host: &str, port: u16, config: Arc<rustls::ClientConfig>) -> Result<TlsStream<TcpStream>, Error> {
-    let tcp = tcp_connect(host, port).await?;
+    let tcp = transport::connect_tcp(host, port).await?;
     handshake(tcp, host, port, config).await
-}
-
-/// The TCP half of [`connect`]; errors read "connecting to HOST:PORT: …".
-pub(crate) async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, Error> {
-    let tcp = TcpStream::connect((unbracket(host), port))
-        .await
-        .map_err(|e| Error::connect(format!("connecting to {}: {e}", host_port(host, port))))?;
-    // Small requests, answered one at a time: Nagle's algorithm could only delay them. Harmless if it fails.
-    let _ = tcp.set_nodelay(true);
-    Ok(tcp)
 }
 
 /// The TLS half of [`connect`]; errors read "TLS handshake with HOST:PORT failed: …". A failure of TLS itself
@@ -246,9 +237,10 @@ pub(crate) async fn handshake(
     port: u16,
     config: Arc<rustls::ClientConfig>,
 ) -> Result<TlsStream<TcpStream>, Error> {
-    let failed =
-        |kind, why: String| Error::new(kind, format!("TLS handshake with {} failed: {why}", host_port(host, port)));
-    let name = ServerName::try_from(unbracket(host).to_owned())
+    let failed = |kind, why: String| {
+        Error::new(kind, format!("TLS handshake with {} failed: {why}", transport::host_port(host, port)))
+    };
+    let name = ServerName::try_from(transport::unbracket(host).to_owned())
         .map_err(|_| failed(ErrorKind::Usage, format!("{host:?} is neither a DNS name nor an IP address")))?;
     TlsConnector::from(config).connect(name, tcp).await.map_err(|e| {
         let kind = if tls_error(&e).is_some() { ErrorKind::Setup } else { ErrorKind::Connect };
@@ -259,20 +251,6 @@ pub(crate) async fn handshake(
 /// The TLS error inside an I/O error from a handshake, if TLS itself failed.
 fn tls_error(e: &std::io::Error) -> Option<&rustls::Error> {
     e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
-}
-
-/// `host:port`, with an IPv6 literal in brackets.
-pub(crate) fn host_port(host: &str, port: u16) -> String {
-    let host = unbracket(host);
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-fn unbracket(host: &str) -> &str {
-    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
 }
 
 /// The message of a failed handshake: our own [`Rejection`] if the verifier refused the certificate, else

@@ -12,7 +12,7 @@ use hyper_util::rt::TokioIo;
 
 use super::{Endpoint, TicketError};
 use crate::error::Error;
-use crate::tls;
+use crate::{tls, transport};
 
 /// Responses larger than this are refused; the largest expected one, a page of VM names, is far smaller.
 const MAX_RESPONSE: usize = 16 << 20;
@@ -50,7 +50,7 @@ impl<'a> Connection<'a> {
 
     /// A request to `path` with the `Host` and `User-Agent` headers set.
     pub(crate) fn request(&self, method: Method, path: &str) -> http::request::Builder {
-        let authority = tls::host_port(&self.endpoint.host, self.endpoint.port);
+        let authority = transport::host_port(&self.endpoint.host, self.endpoint.port);
         let host = authority.strip_suffix(":443").unwrap_or(&authority);
         Request::builder()
             .method(method)
@@ -98,7 +98,7 @@ impl<'a> Connection<'a> {
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, TicketError> {
         let Endpoint { host, port, .. } = self.endpoint;
-        let tcp = tls::tcp_connect(host, *port).await.map_err(TicketError::Connect)?;
+        let tcp = transport::connect_tcp(host, *port).await.map_err(TicketError::Connect)?;
         let stream = tls::handshake(tcp, host, *port, self.config.clone()).await.map_err(TicketError::Tls)?;
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -112,7 +112,7 @@ impl<'a> Connection<'a> {
     }
 
     fn io_error(&self, what: &str, e: impl std::fmt::Display) -> TicketError {
-        let at = tls::host_port(&self.endpoint.host, self.endpoint.port);
+        let at = transport::host_port(&self.endpoint.host, self.endpoint.port);
         TicketError::Connect(Error::connect(format!("{what} {at} failed: {e}")))
     }
 }

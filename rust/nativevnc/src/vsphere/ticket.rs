@@ -87,7 +87,7 @@ impl Ticket {
         }
         let host = self.host.as_deref().filter(|host| !host.is_empty()).unwrap_or(api_host);
         let port = self.port.filter(|&port| port != 0).unwrap_or(443);
-        format!("wss://{}/ticket/{}", crate::tls::host_port(host, port), self.ticket)
+        format!("wss://{}/ticket/{}", crate::transport::host_port(host, port), self.ticket)
     }
 
     /// The thumbprints the ticket carries, parsed: `sslThumbprint` as SHA-1, `certThumbprintList` entries by
