@@ -21,6 +21,7 @@ use NativeVNC;
 use NativeVNC::Exception;
 use consoles::NativeVNC;
 use NativeVNC::Test::Xvnc;
+use NativeVNC::Test::Cli qw(run_nativevnc);
 use NativeVNC::Test::Image qw(read_ppm parse_ppm rgb_at differing_pixels channel_errors rng);
 use NativeVNC::Test::Util qw(group_pids live_groups reap child_pids slurp_or_die);
 
@@ -229,6 +230,17 @@ subtest 'wait_update sees an update that arrived before it was called' => sub {
     ok($client->wait_update(2), 'wait_update, called afterwards, reports it');
     screen_is(image_rgb($client->snapshot), $truth, 'and the snapshot has it');
     $client->disconnect;
+};
+
+# TigerVNC answers a full update request of a client that takes ExtendedDesktopSize (the default encodings
+# do) with the screen's size alone; the pixels come for the next request. The program must ask again.
+subtest 'nativevnc screenshot with the default encodings' => sub {
+    $xvnc->draw_scene(160);
+    my $truth = $xvnc->root_image;
+    my ($status, undef, $err) = run_nativevnc({ timeout => 30 }, 'screenshot', '--url',
+        'vnc://' . $xvnc->host . ':' . $xvnc->port, '--timeout', 10, '--out', "$tmp/cli.ppm");
+    is($status, 0, 'nativevnc screenshot succeeds') or diag $err;
+    screen_is(read_ppm("$tmp/cli.ppm"), $truth, 'the screenshot') if $status == 0;
 };
 
 # Tight with JPEG.

@@ -98,7 +98,7 @@ subtest 'verified by CA only: refused with the fix, unless mapped' => sub {
 };
 
 subtest 'nativevnc --ticket-hosts' => sub {
-    my @common = ('--ca-file', $ca_only->cert_file, '--ticket-retries', 0, '--connect-timeout', 5);
+    my @common = ('--ca-file', $ca_only->cert_file, '--ticket-attempts', 0, '--connect-timeout', 5);
     my $out = "$tmp/cli.ppm";
     my $stderr = "$tmp/cli.err";
     system "$nativevnc screenshot @common --url '@{[$ca_only->url(moid => 7)]}' --out $out 2>$stderr";

@@ -176,7 +176,7 @@ for my $version ('6.5', '7.0', '8.0') {
         }
         else {
             ok(port_closed($vnc_port), "port $vnc_port is closed: ESXi $version has no built-in VNC server");
-            my $ticket_command = "$nativevnc ticket --ca-file @{[$sim->cert_file]} --ticket-retries 0 --url '$webmks'";
+            my $ticket_command = "$nativevnc ticket --ca-file @{[$sim->cert_file]} --ticket-attempts 0 --url '$webmks'";
             my $early = `$ticket_command 2>&1`;
             cmp_ok(time - $started, '<', $MKS_DELAY - 1, 'a ticket asked for right after power-on...');
             like($early, qr/SystemError .*'mks' is not available/, '... is refused: the MKS is not up yet');

@@ -72,6 +72,119 @@ nvx_log_line(void *ctx, int32_t warning, const char *message, size_t len)
     av_push(lines, newRV_noinc((SV *)line));
 }
 
+/* The connect options of the hash: the core's defaults for what it does not give. The encodings' buffer is
+ * freed when the calling XSUB's scope ends. */
+static void
+nvx_connect_options(pTHX_ HV *opts, nv_connect_options *o)
+{
+    SV *v;
+    int32_t *encodings = NULL;
+    nv_connect_defaults(o);
+    if ((v = nvx_opt(aTHX_ opts, "host")))
+        o->host = SvPVutf8_nolen(v);
+    if ((v = nvx_opt(aTHX_ opts, "port")))
+        o->port = (uint16_t)SvUV(v);
+    if ((v = nvx_opt(aTHX_ opts, "password")))
+        o->password = SvPVutf8_nolen(v);
+    o->connect_timeout_ms = nvx_ms(aTHX_ opts, "connect_timeout", o->connect_timeout_ms);
+    o->io_timeout_ms = nvx_ms(aTHX_ opts, "io_timeout", o->io_timeout_ms);
+    if ((v = nvx_opt(aTHX_ opts, "depth")))
+        o->depth = (uint8_t)SvUV(v);
+    if ((v = nvx_opt(aTHX_ opts, "keep_server_format")))
+        o->keep_server_format = SvTRUE(v);
+    if ((v = nvx_opt(aTHX_ opts, "shared")))
+        o->shared = SvTRUE(v);
+    if ((v = nvx_opt(aTHX_ opts, "scancode_keys")))
+        o->scancode_keys = SvTRUE(v);
+    if ((v = nvx_opt(aTHX_ opts, "webmks_url")))
+        o->webmks_url = SvPVutf8_nolen(v);
+    if ((v = nvx_opt(aTHX_ opts, "vm")))
+        o->vm = SvPVutf8_nolen(v);
+    if ((v = nvx_opt(aTHX_ opts, "webmks_password")))
+        o->webmks_password = SvPVutf8_nolen(v);
+    if ((v = nvx_opt(aTHX_ opts, "ticket_attempts")))
+        o->ticket_attempts = (uint32_t)SvUV(v);
+    o->ticket_delay_ms = nvx_ms(aTHX_ opts, "ticket_delay", o->ticket_delay_ms);
+    if ((v = nvx_opt(aTHX_ opts, "insecure")))
+        o->insecure = SvTRUE(v);
+    if ((v = nvx_opt(aTHX_ opts, "ca_file")))
+        o->ca_file = SvPVutf8_nolen(v);
+    if ((v = nvx_opt(aTHX_ opts, "thumbprint")))
+        o->thumbprint = SvPVutf8_nolen(v);
+    if ((v = nvx_opt(aTHX_ opts, "hosts")))
+        o->hosts = SvPVutf8_nolen(v);
+    if ((v = nvx_opt(aTHX_ opts, "api")))
+        o->api = SvPVutf8_nolen(v);
+    v = nvx_opt(aTHX_ opts, "encodings");
+    if (v) {
+        AV *av;
+        SSize_t i, n;
+        if (!SvROK(v) || SvTYPE(SvRV(v)) != SVt_PVAV)
+            croak("NativeVNC::Client: encodings must be an array reference");
+        av = (AV *)SvRV(v);
+        n = av_top_index(av) + 1;
+        Newx(encodings, n ? n : 1, int32_t);
+        SAVEFREEPV(encodings);
+        for (i = 0; i < n; i++) {
+            SV **e = av_fetch(av, i, 0);
+            encodings[i] = e ? (int32_t)SvIV(*e) : 0;
+        }
+        o->encodings = encodings;
+        o->n_encodings = (size_t)n;
+    }
+}
+
+/* Seconds as milliseconds, from 0 to 4000000 s. */
+static uint32_t
+nvx_window_ms(double s)
+{
+    if (!(s > 0))
+        return 0;
+    if (s > 4000000.0)
+        s = 4000000.0;
+    return (uint32_t)(s * 1000.0);
+}
+
+/* connect_until's callbacks: the Perl code to hear of failures, the failed attempt's log lines, and the
+ * exception the code threw (which ends the loop and is thrown again once the core has returned). */
+struct nvx_retry {
+    SV *on_retry;
+    AV *log;
+    SV *error;
+};
+
+static void
+nvx_retry_log(void *ctx, int32_t warning, const char *message, size_t len)
+{
+    nvx_log_line(((struct nvx_retry *)ctx)->log, warning, message, len);
+}
+
+/* Calls on_retry->($error, $failures, \@log) inside an eval: dying ends the loop. */
+static int32_t
+nvx_retry(void *ctx, uint32_t failures, const nv_error *e)
+{
+    dTHX;
+    dSP;
+    struct nvx_retry *r = (struct nvx_retry *)ctx;
+    int32_t stop;
+    ENTER;
+    SAVETMPS;
+    PUSHMARK(SP);
+    EXTEND(SP, 3);
+    PUSHs(sv_2mortal(nvx_error_sv(aTHX_ e->kind, e->message)));
+    mPUSHu((UV)failures);
+    mPUSHs(newRV_inc((SV *)r->log));
+    PUTBACK;
+    call_sv(r->on_retry, G_DISCARD | G_EVAL);
+    stop = SvTRUE(ERRSV) ? 1 : 0;
+    if (stop)
+        r->error = newSVsv(ERRSV);
+    FREETMPS;
+    LEAVE;
+    r->log = (AV *)sv_2mortal((SV *)newAV());
+    return stop;
+}
+
 /* The start of OpenCV 4's cv::Mat, which is the first member of tinycv's Image. Only used after every
  * field has been checked against what tinycv itself reports (see nvx_tinycv_pixels). */
 struct nvx_cv_mat {
@@ -154,64 +267,43 @@ connect(nv_client *c, HV *opts)
   PREINIT:
     nv_connect_options o;
     nv_status st;
-    SV *v;
-    int32_t *encodings = NULL;
   CODE:
-    nv_connect_defaults(&o);
-    if ((v = nvx_opt(aTHX_ opts, "host")))
-        o.host = SvPVutf8_nolen(v);
-    if ((v = nvx_opt(aTHX_ opts, "port")))
-        o.port = (uint16_t)SvUV(v);
-    if ((v = nvx_opt(aTHX_ opts, "password")))
-        o.password = SvPVutf8_nolen(v);
-    o.connect_timeout_ms = nvx_ms(aTHX_ opts, "connect_timeout", o.connect_timeout_ms);
-    o.io_timeout_ms = nvx_ms(aTHX_ opts, "io_timeout", o.io_timeout_ms);
-    if ((v = nvx_opt(aTHX_ opts, "depth")))
-        o.depth = (uint8_t)SvUV(v);
-    if ((v = nvx_opt(aTHX_ opts, "keep_server_format")))
-        o.keep_server_format = SvTRUE(v);
-    if ((v = nvx_opt(aTHX_ opts, "shared")))
-        o.shared = SvTRUE(v);
-    if ((v = nvx_opt(aTHX_ opts, "scancode_keys")))
-        o.scancode_keys = SvTRUE(v);
-    if ((v = nvx_opt(aTHX_ opts, "webmks_url")))
-        o.webmks_url = SvPVutf8_nolen(v);
-    if ((v = nvx_opt(aTHX_ opts, "vm")))
-        o.vm = SvPVutf8_nolen(v);
-    if ((v = nvx_opt(aTHX_ opts, "webmks_password")))
-        o.webmks_password = SvPVutf8_nolen(v);
-    if ((v = nvx_opt(aTHX_ opts, "ticket_attempts")))
-        o.ticket_attempts = (uint32_t)SvUV(v);
-    o.ticket_delay_ms = nvx_ms(aTHX_ opts, "ticket_delay", o.ticket_delay_ms);
-    if ((v = nvx_opt(aTHX_ opts, "insecure")))
-        o.insecure = SvTRUE(v);
-    if ((v = nvx_opt(aTHX_ opts, "ca_file")))
-        o.ca_file = SvPVutf8_nolen(v);
-    if ((v = nvx_opt(aTHX_ opts, "thumbprint")))
-        o.thumbprint = SvPVutf8_nolen(v);
-    if ((v = nvx_opt(aTHX_ opts, "hosts")))
-        o.hosts = SvPVutf8_nolen(v);
-    if ((v = nvx_opt(aTHX_ opts, "api")))
-        o.api = SvPVutf8_nolen(v);
-    v = nvx_opt(aTHX_ opts, "encodings");
-    if (v) {
-        AV *av;
-        SSize_t i, n;
-        if (!SvROK(v) || SvTYPE(SvRV(v)) != SVt_PVAV)
-            croak("NativeVNC::Client::connect: encodings must be an array reference");
-        av = (AV *)SvRV(v);
-        n = av_top_index(av) + 1;
-        Newx(encodings, n ? n : 1, int32_t);
-        SAVEFREEPV(encodings);
-        for (i = 0; i < n; i++) {
-            SV **e = av_fetch(av, i, 0);
-            encodings[i] = e ? (int32_t)SvIV(*e) : 0;
-        }
-        o.encodings = encodings;
-        o.n_encodings = (size_t)n;
-    }
+    nvx_connect_options(aTHX_ opts, &o);
     NVX_CHECK(nv_client_connect(c, &o, &st, &nvx_err));
     RETVAL = newRV_noinc((SV *)nvx_status_hv(aTHX_ &st));
+  OUTPUT:
+    RETVAL
+
+SV *
+connect_until(nv_client *c, HV *opts, double window, double pause, SV *on_retry)
+  PREINIT:
+    nv_connect_options o;
+    nv_status st;
+    nv_error *err = NULL;
+    struct nvx_retry r;
+  CODE:
+    if (!SvROK(on_retry) || SvTYPE(SvRV(on_retry)) != SVt_PVCV)
+        croak("NativeVNC::Client::connect_until: on_retry must be a code reference");
+    nvx_connect_options(aTHX_ opts, &o);
+    r.on_retry = on_retry;
+    r.log = (AV *)sv_2mortal((SV *)newAV());
+    r.error = NULL;
+    if (nv_client_connect_until(c, &o, nvx_window_ms(window), nvx_window_ms(pause), nvx_retry_log, nvx_retry, &r, &st,
+                                &err) != 0) {
+        if (r.error) {
+            nv_error_free(err);
+            croak_sv(sv_2mortal(r.error));
+        }
+        nvx_croak(aTHX_ err);
+    }
+    RETVAL = newRV_noinc((SV *)nvx_status_hv(aTHX_ &st));
+  OUTPUT:
+    RETVAL
+
+int
+in_this_process(nv_client *c)
+  CODE:
+    RETVAL = nv_client_in_this_process(c);
   OUTPUT:
     RETVAL
 

@@ -1,4 +1,4 @@
-/* Package NativeVNC: boots the other packages' XS code and provides the key-name functions. */
+/* Package NativeVNC: boots the other packages' XS code and provides the key-name and chord functions. */
 #define PERL_NO_GET_CONTEXT
 #include "EXTERN.h"
 #include "perl.h"
@@ -19,15 +19,21 @@ nvx_boot(pTHX_ XSUBADDR_t boot, CV *cv, SV **mark)
     PUTBACK;
 }
 
+SV *
+nvx_error_sv(pTHX_ int32_t kind, const char *message)
+{
+    HV *hv = newHV();
+    (void)hv_stores(hv, "kind", newSVpv(nv_error_kind_name(kind), 0));
+    (void)hv_stores(hv, "message", newSVpv(message ? message : "unknown error", 0));
+    return sv_bless(newRV_noinc((SV *)hv), gv_stashpvs("NativeVNC::Error", GV_ADD));
+}
+
 void
 nvx_croak(pTHX_ nv_error *err)
 {
-    HV *hv = newHV();
-    const char *kind = nv_error_kind_name(err ? err->kind : NV_ERROR_INTERNAL);
-    (void)hv_stores(hv, "kind", newSVpv(kind, 0));
-    (void)hv_stores(hv, "message", newSVpv(err && err->message ? err->message : "unknown error", 0));
+    SV *e = nvx_error_sv(aTHX_ err ? err->kind : NV_ERROR_INTERNAL, err ? err->message : NULL);
     nv_error_free(err);
-    croak_sv(sv_2mortal(sv_bless(newRV_noinc((SV *)hv), gv_stashpvs("NativeVNC::Error", GV_ADD))));
+    croak_sv(sv_2mortal(e));
 }
 
 /* key_map's callback: name => keysym, or name => [keysyms] for shifted keys. */
@@ -79,6 +85,20 @@ key_chord(SV *keys)
     EXTEND(SP, (SSize_t)n);
     for (i = 0; i < n; i++)
         mPUSHu(syms[i]);
+
+void
+chord_timing(double key_time)
+  PREINIT:
+    uint64_t hold = 0, after_release = 0;
+  PPCODE:
+    if (!(key_time > 0))
+        key_time = 0;
+    if (key_time > 4000000.0)
+        key_time = 4000000.0;
+    nv_chord_timing((uint64_t)(key_time * 1e6 + 0.5), &hold, &after_release);
+    EXTEND(SP, 2);
+    mPUSHn(hold / 1e6);
+    mPUSHn(after_release / 1e6);
 
 void
 default_encodings()

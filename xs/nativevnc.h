@@ -70,6 +70,16 @@ void nv_connect_defaults(nv_connect_options *out);
 nv_client *nv_client_new(void);
 void nv_client_free(nv_client *c);
 int nv_client_connect(nv_client *c, const nv_connect_options *o, nv_status *out, nv_error **err);
+/* Hears of a failed attempt nv_client_connect_until will try again: the failures so far and the error (valid
+ * for the call). Returns 0 to go on, anything else to give up with that error. */
+typedef int32_t (*nv_retry_fn)(void *ctx, uint32_t failures, const nv_error *e);
+/* nv_client_connect, tried again every pause_ms while attempts are refused or time out, until window_ms have
+ * passed (each attempt has the whole connect timeout). Before each new attempt log_fn gets what the failed one
+ * logged, then retry_fn the failure; neither may use the client. */
+int nv_client_connect_until(nv_client *c, const nv_connect_options *o, uint32_t window_ms, uint32_t pause_ms,
+                            nv_log_fn log_fn, nv_retry_fn retry_fn, void *ctx, nv_status *out, nv_error **err);
+/* 1 if this process created the client; 0 in a child forked later, where only disconnect and free may be used. */
+int nv_client_in_this_process(nv_client *c);
 void nv_client_disconnect(nv_client *c);
 int nv_client_status(nv_client *c, nv_status *out);
 int nv_client_poll(nv_client *c, uint64_t *updates, uint64_t *messages, nv_error **err);
@@ -92,6 +102,8 @@ typedef void (*nv_key_map_fn)(void *ctx, const char *name, size_t len, const uin
 size_t nv_default_encodings(int32_t *out, size_t cap);
 void nv_key_map(nv_key_map_fn f, void *ctx);
 int nv_key_chord(const char *keys, size_t len, uint32_t *out, size_t cap, size_t *n, nv_error **err);
+/* How long each key of a chord is held and the pause after each release, for a key taking key_time_us. */
+void nv_chord_timing(uint64_t key_time_us, uint64_t *hold_us, uint64_t *after_release_us);
 
 typedef void (*nv_pair_fn)(void *ctx, const char *key, size_t key_len, const char *value, size_t value_len);
 int nv_vsphere_about(const char *authority, uint32_t timeout_ms, nv_pair_fn f, void *ctx, nv_error **err);

@@ -48,8 +48,9 @@ updates are published atomically: a caller never sees half an update.
 Every failure dies with a L<NativeVNC::Error> object that has a C<kind> (C<connect>, C<auth>,
 C<protocol>, C<timeout>, C<usage>, C<internal>, C<setup>) and a C<message>. Messages never contain the password.
 
-A client created before C<fork> belongs to the parent: in the child every call fails with a C<usage>
-error; create a new client there.
+A client created before C<fork> belongs to the parent (the core records the process that created it):
+in the child L</in_this_process> is false, every call that uses the connection fails with a C<usage>
+error, and C<disconnect> only lets go of the parent's connection; create a new client there.
 
 =head1 FUNCTIONS
 
@@ -59,6 +60,13 @@ The X11 keysyms of an os-autoinst key chord (C<ctrl-alt-f2>, C<ret>, C<A>, C<@>)
 as os-autoinst's C<consoles::VNC> maps them (shifted characters are preceded by shift). Dies for unknown
 names with C<No map for 'KEY': >, as os-autoinst's message begins, and what would work instead (the nearest
 key name and the list of names, or for a character, that only what a US keyboard types is supported).
+
+=head2 chord_timing($key_time)
+
+C<($hold, $after_release)>: for a key of a chord that takes C<$key_time> seconds, how long each press is
+held (half the time, at most 8 ms, so that a guest does not repeat keys) and the pause after each release
+(the rest), in seconds. os-autoinst's C<map_and_send_key> timing since its commit 8601656a; the
+C<nativevnc> program's too.
 
 =head2 key_map
 
@@ -152,7 +160,9 @@ The VM id when the URL names none; a password that replaces the URL's (no escapi
 
 =item ticket_attempts, ticket_delay
 
-Failed ticket requests retried (default 11; wrong credentials never are) and seconds between them (5).
+Failed ticket requests retried (default 11, as os-autoinst's C<VMWARE_VNC_OVER_WS_REQUEST_ATTEMPTS>; wrong
+credentials never are) and seconds between them (5). The same names as the core's and the C<nativevnc>
+program's C<--ticket-attempts> and C<--ticket-delay>.
 
 =item insecure, ca_file, thumbprint
 
@@ -175,6 +185,20 @@ C<insecure> is set (the log says so); with CA verification the connection fails 
 C<VMWARE_VNC_OVER_WS_HOSTS>.
 
 =back
+
+=head2 connect_until(\%options, $window, $pause, $on_retry)
+
+L</connect(\%options)>, tried again every C<$pause> seconds while attempts are refused or time out, until
+C<$window> seconds have passed (0: one attempt); every attempt has the whole C<connect_timeout>. No attempt
+starts after the window; the last one's error is thrown. Before every new attempt,
+C<< $on_retry->($error, $failures, \@log) >> hears of the failure: the L<NativeVNC::Error>, the failed
+attempts so far, and what the failed attempt logged (lines as L</take_log> gives them). If it dies, the
+loop ends and its exception is thrown. It must not use the client. What the last attempt logged stays for
+L</take_log>. This is the retry loop of L<consoles::NativeVNC/login> and of the C<nativevnc> program.
+
+=head2 in_this_process
+
+True if this process created the client; false in a child forked after that.
 
 =head2 disconnect
 

@@ -2,7 +2,6 @@ package consoles::NativeVNC;
 
 use v5.36;
 use feature 'state';
-use List::Util 'min';
 use Time::HiRes ();
 
 use NativeVNC;
@@ -36,6 +35,9 @@ use constant {
     ENCODING_ZRLE => 16,
     ENCODING_TIGHT => 7,
     ENCODING_JPEG_QUALITY_8 => -24,
+    # The last os-autoinst test API interface version ($OpenQA::Isotovideo::Interface::version) whose
+    # map_and_send_key delay is the pause after each key event (see _delay_per_event).
+    LAST_INTERFACE_WITH_DELAY_PER_EVENT => 46,
 };
 
 sub new ($class, @args) {
@@ -69,26 +71,28 @@ sub _use_tinycv () {
     $USE_TINYCV //= _try(sub { require tinycv; 1 }) ? 1 : 0;
 }
 
-# The client of this process: one created before a fork belongs to the parent.
+# The client of this process. One created before a fork belongs to the parent (the core knows which process
+# created it); the child makes its own.
 sub _client ($self) {
-    return $self->{_client} if $self->{_client} && $self->{_client_pid} == $$;
-    $self->{_client_pid} = $$;
+    my $client = $self->{_client};
+    return $client if $client && $client->in_this_process;
     return $self->{_client} = NativeVNC::Client->new;
 }
 
 sub _open_client ($self) {
     my $client = $self->{_client};
-    return $client if $client && $self->{_client_pid} == $$;
+    return $client if $client && $client->in_this_process;
     die "The VNC connection is not open (socket does not exist). Probably your backend instance could not start or died.\n";
 }
 
 sub _connected ($self) {
     my $client = $self->{_client};
-    return $client && $self->{_client_pid} == $$ && $client->status->{connected};
+    return $client && $client->in_this_process && $client->status->{connected};
 }
 
+# In a forked child the core only lets go of the parent's connection.
 sub _disconnect ($self) {
-    $self->{_client}->disconnect if $self->{_client} && $self->{_client_pid} == $$;
+    $self->{_client}->disconnect if $self->{_client};
     $self->{socket} = undef;
 }
 
@@ -147,23 +151,26 @@ sub login ($self, $connect_timeout = undef, $timeout = undef) {
         %{$webmks // {}},
     );
     my $target = $webmks ? $webmks->{target} : "$hostname:$port";
-    my $endtime = Time::HiRes::time + $connect_timeout;
-    my $failures = 0;
-    my $status;
-    until ($status) {
-        $status = _try(sub { $client->connect(\%options) });
-        next if $status;
+    my $error_connecting = "Error connecting to $description <$target>: ";
+    # The core retries refused and timed-out connections; this hears of each failure it will retry.
+    my $on_retry = sub ($e, $failures, $log) {
+        _log_lines(@$log);
+        my $message = $error_connecting . $e->message;
+        if (!$webmks && (my $why = $self->_vsphere_without_vnc_server)) { _throw(VNCSetupError => "$message: $why") }
+        # The server may simply not be up yet (qemu starting): the first failures are expected.
+        _warn($message) if $failures > 2;
+    };
+    my $status = _try(sub { $client->connect_until(\%options, $connect_timeout, $connect_sleep, $on_retry) });
+    if (!$status) {
         my $e = $@;
         $self->_flush_log;
         die $e unless ref $e && $e->isa('NativeVNC::Error');
-        my $message = "Error connecting to $description <$target>: " . $e->message;
-        _throw(VNCSetupError => $message) unless $e->kind eq 'connect' || $e->kind eq 'timeout';
-        if (!$webmks && (my $why = $self->_vsphere_without_vnc_server)) { _throw(VNCSetupError => "$message: $why") }
-        ++$failures;
-        _throw(VNCSetupError => $message) if Time::HiRes::time > $endtime;
-        # The server may simply not be up yet (qemu starting): the first failures are expected.
-        _warn($message) if $failures > 2;
-        Time::HiRes::sleep($connect_sleep);
+        my $message = $error_connecting . $e->message;
+        my $retryable = $e->kind eq 'connect' || $e->kind eq 'timeout';
+        if ($retryable && !$webmks && (my $why = $self->_vsphere_without_vnc_server)) {
+            _throw(VNCSetupError => "$message: $why");
+        }
+        _throw(VNCSetupError => $message);
     }
     $self->width($status->{width});
     $self->height($status->{height});
@@ -235,8 +242,12 @@ sub target ($self) {
 }
 
 sub _flush_log ($self) {
-    return unless $self->{_client};
-    for my $line ($self->{_client}->take_log) {
+    _log_lines($self->{_client}->take_log) if $self->{_client};
+}
+
+# The core's log lines ([$is_warning, $message]) to os-autoinst's log.
+sub _log_lines (@lines) {
+    for my $line (@lines) {
         my ($warning, $message) = @$line;
         $warning ? _warn($message) : _diag($message);
     }
@@ -374,42 +385,43 @@ sub send_key_event_up ($self, $keysym) { $self->_send_key_event(0, $keysym) }
 
 # What the delay os-autoinst passes to map_and_send_key means changed with its commit 8601656a (November
 # 2025): before, the pause after every press and after every release (video_base::type_string passes a quarter
-# of a keypress's time); since, the time of the whole press and release (it passes half). The installed
-# video_base tells which; outside os-autoinst, or when it cannot be told, the newer meaning holds.
+# of a keypress's time); since, the time of the whole press and release (it passes half). os-autoinst has no
+# release version, but its test API interface version tells: up to 46 the old meaning (46 also covers the
+# three days after 8601656a, where the slower reading is the safe one), from 47 (abcaa66b) on the new one.
+# Outside os-autoinst (no video_base loaded), or when the version cannot be read, the newer meaning holds.
 sub _delay_per_event () {
     state $per_event = do {
-        my ($path, $source) = ($INC{'consoles/video_base.pm'}, '');
-        if ($path && open my $fh, '<', $path) {
-            local $/;
-            $source = <$fh>;
+        my $version;
+        if ($INC{'consoles/video_base.pm'}) {
+            _try(sub { require OpenQA::Isotovideo::Interface });
+            no warnings 'once';
+            $version = $OpenQA::Isotovideo::Interface::version;
         }
-        $source =~ /send_key_event\(\$letter, \$seconds_per_keypress \* 0\.25\)/ ? 1 : 0;
+        defined $version && $version =~ /\A\d+\z/ && $version <= LAST_INTERFACE_WITH_DELAY_PER_EVENT ? 1 : 0;
     };
     return $per_event;
 }
 
 # Presses the keys of a chord in order, then releases them in reverse order. $down_flag undef: press and
-# release; 1: press only; 0: release only. Each press is held for a short time (at most 8 ms), the rest of
-# the key's time follows the release, so that long presses do not repeat keys; a key takes as long as
-# os-autoinst's own client takes for it, so TYPING_LIMIT keeps its meaning.
+# release; 1: press only; 0: release only. How long a press is held and the pause after a release come from
+# the core (NativeVNC::chord_timing), as for the nativevnc program; a key takes as long as os-autoinst's own
+# client takes for it, so TYPING_LIMIT keeps its meaning.
 sub map_and_send_key ($self, $keys, $down_flag, $delay) {
     die "need delay" unless $delay;
     my @keysyms = _try(sub { NativeVNC::key_chord($keys) });
     die $@->message . "\n" if ref $@;
     die $@ if $@;
-    my $key_time = _delay_per_event() ? 2 * $delay : $delay;
-    my $down_delay = min($key_time * 0.5, 0.008);
-    my $up_delay = $key_time - $down_delay;
+    my ($hold, $after_release) = NativeVNC::chord_timing(_delay_per_event() ? 2 * $delay : $delay);
     if (!defined $down_flag || $down_flag == 1) {
         for my $keysym (@keysyms) {
             $self->send_key_event_down($keysym);
-            Time::HiRes::sleep($down_delay);
+            Time::HiRes::sleep($hold);
         }
     }
     if (!defined $down_flag || $down_flag == 0) {
         for my $keysym (reverse @keysyms) {
             $self->send_key_event_up($keysym);
-            Time::HiRes::sleep($up_delay);
+            Time::HiRes::sleep($after_release);
         }
     }
     return;
@@ -531,7 +543,9 @@ close the connection; C<socket(undef)> does too.
 
 Connects and logs in, retrying refused or timed-out connections every C<VNC_CONNECT_SLEEP> seconds (default
 1) for C<$connect_timeout> seconds (default C<VNC_CONNECT_TIMEOUT_LOCAL> // 20 for localhost,
-C<VNC_CONNECT_TIMEOUT_REMOTE> // 240 otherwise); warns from the third failure on. C<$timeout> (default
+C<VNC_CONNECT_TIMEOUT_REMOTE> // 240 otherwise); warns C<Error connecting to DESCRIPTION E<lt>TARGETE<gt>: ...>
+from the third failure on. The retry loop is the core's (L<NativeVNC/connect_until>), the one the
+C<nativevnc> program uses too. C<$timeout> (default
 C<VNC_TIMEOUT_LOCAL>/C<VNC_TIMEOUT_REMOTE> // 60) bounds one attempt and any stall in the middle of a
 message later. Throws C<VNCSetupError> when the time is up or the server refuses the login.
 
@@ -566,11 +580,20 @@ reverse. C<$down_flag> undef presses and releases, 1 only presses, 0 only releas
 with C<No map for 'KEY': >, as os-autoinst's message begins, and what would work instead (the nearest key
 name and the list of names, or for a character, that only what a US keyboard types is supported).
 
-Each key takes the time os-autoinst's own client gives it, so that C<TYPING_LIMIT> (keys per second) holds:
-with an os-autoinst whose C<video_base> passes a quarter of a keypress's time (the Debian package
-4.6.1731418769), twice C<$delay>; with a newer one (commit 8601656a on), and outside os-autoinst,
-C<$delay>. The press is held for at most 8 ms and the rest follows the release, so that slow typing does
-not make the guest repeat keys.
+Each key takes the time os-autoinst's own client gives it, so that C<TYPING_LIMIT> (keys per second) holds.
+What C<$delay> means changed with os-autoinst's commit 8601656a (November 2025): before, C<video_base>
+passed a quarter of a keypress's time, the pause after each press and after each release, so a key takes
+twice C<$delay>; since, it passes half, the time of the whole key, so a key takes C<$delay>. os-autoinst has
+no release version to tell them apart; its test API interface version
+(C<$OpenQA::Isotovideo::Interface::version>, which isotovideo reports to openQA) does: 46 and older
+(the Debian package 4.6.1731418769 has 42) mean twice C<$delay>; 47 (commit abcaa66b, three days after
+8601656a) and newer mean C<$delay>. Version 46 spans both; there the slower reading is taken, which never
+types faster than C<TYPING_LIMIT>. Outside os-autoinst (no C<consoles::video_base> loaded) a key takes
+C<$delay>.
+
+The press is held for half the key's time, at most 8 ms, and the rest follows the release, so that slow
+typing does not make the guest repeat keys: L<NativeVNC/chord_timing>, the timing the C<nativevnc>
+program uses too.
 
 =head2 send_key_event_down($keysym), send_key_event_up($keysym)
 

@@ -4,20 +4,20 @@
 mod proxy;
 mod target;
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use nativevnc::client::{Client, ConnectOptions};
+use nativevnc::client::{Client, ConnectOptions, LogLine, Retry};
 use nativevnc::encoding;
 use nativevnc::error::{Error, ErrorKind, Result};
 use nativevnc::handshake::Credentials;
 use nativevnc::image::Image;
-use nativevnc::keys;
-use nativevnc::tls;
-use nativevnc::webmks::{self, TicketHosts, Webmks};
+use nativevnc::keys::{self, ChordTiming};
+use nativevnc::webmks::{Webmks, WebmksSettings};
 
 use target::Target;
 
@@ -190,9 +190,10 @@ struct WebmksArgs {
     /// to the ticket's thumbprints or --insecure is given.
     #[arg(long, value_name = "NAME=ADDRESS,...", default_value = "")]
     ticket_hosts: String,
-    /// Failed ticket requests to retry (the VM may still be starting).
+    /// Failed ticket requests to retry (the VM may still be starting), as os-autoinst's
+    /// VMWARE_VNC_OVER_WS_REQUEST_ATTEMPTS counts them.
     #[arg(long, default_value_t = 2, value_name = "N")]
-    ticket_retries: u32,
+    ticket_attempts: u32,
     /// Seconds between ticket requests.
     #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
     ticket_delay: f64,
@@ -202,20 +203,24 @@ impl WebmksArgs {
     /// The webmks console at `url`, with this command line's TLS and retry settings. Settings that cannot work
     /// (a CA file that cannot be used, no password) are usage errors here, before any ticket is asked for.
     fn console(&self, url: &str, password: Option<&str>) -> Result<Webmks> {
-        let verification =
-            webmks::api_verification(self.insecure, self.ca_file.as_deref(), self.thumbprint.as_deref())?;
-        tls::client_config(&verification, &[])?;
-        let mut webmks = Webmks::from_url(url, None, password, verification)?;
+        let webmks = WebmksSettings {
+            password,
+            insecure: self.insecure,
+            ca_file: self.ca_file.as_deref(),
+            thumbprint: self.thumbprint.as_deref(),
+            ticket_attempts: self.ticket_attempts,
+            ticket_delay: seconds(self.ticket_delay, "--ticket-delay")?,
+            hosts: Some(&self.ticket_hosts),
+            api: Some(&self.api),
+            ..WebmksSettings::new(url)
+        }
+        .build()?;
         if webmks.endpoint.password().is_empty() {
             return Err(Error::usage(
                 "no password given for the vSphere API: write it into the URL, webmks+https://USER:PASSWORD@HOST/VM, \
                  or set NATIVEVNC_PASSWORD",
             ));
         }
-        webmks.retries = self.ticket_retries;
-        webmks.retry_delay = seconds(self.ticket_delay, "--ticket-delay")?;
-        webmks.hosts = TicketHosts::parse(&self.ticket_hosts)?;
-        webmks.endpoint.api = self.api.parse()?;
         Ok(webmks)
     }
 }
@@ -263,47 +268,74 @@ fn seconds(s: f64, what: &str) -> Result<Duration> {
     Duration::try_from_secs_f64(s).map_err(|_| Error::usage(format!("{what} must be a non-negative number of seconds")))
 }
 
+/// How often [`connect`] asks again for the first screen while it waits.
+const SCREEN_REQUEST_INTERVAL: Duration = Duration::from_millis(250);
+
 /// Connects, retrying refused or timed-out attempts until the connect timeout is used up, and waits for
 /// the first screen, by which time the server has also said which extensions (scancodes) it accepts.
 fn connect(server: &Server, screen_timeout: f64) -> Result<Client> {
     let mut client = connect_only(server)?;
+    let deadline = Instant::now() + seconds(screen_timeout, "--timeout")?;
     client.request_update(false, None)?;
-    if !client.wait_update(seconds(screen_timeout, "--timeout")?)? {
-        return Err(Error::timeout(format!("the server sent no screen within {screen_timeout} s")));
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if client.wait_update(left.min(SCREEN_REQUEST_INTERVAL))? {
+            return Ok(client);
+        }
+        if left.is_zero() {
+            return Err(Error::timeout(format!("the server sent no screen within {screen_timeout} s")));
+        }
+        // A server may use up the request with an update that carries no pixels (TigerVNC answers a full
+        // update request with the screen's size alone when the client takes ExtendedDesktopSize), and sends
+        // the pixels for the next request, as viewers send one after every update.
+        client.request_update(true, None)?;
     }
-    Ok(client)
 }
 
 /// Connects; a failure that another attempt may cure is said at once (and again when it changes), then
-/// retried until `--connect-timeout` has passed.
+/// retried every 500 ms until `--connect-timeout` has passed ([`Client::connect_until`]).
 fn connect_only(server: &Server) -> Result<Client> {
-    let template = server.options()?;
-    let deadline = Instant::now() + seconds(server.connect_timeout, "--connect-timeout")?;
+    let mut options = server.options()?;
+    let window = seconds(server.connect_timeout, "--connect-timeout")?;
+    options.connect_timeout = window;
+    let limit = server.connect_timeout;
     let mut client = Client::new();
     let mut said = String::new();
-    loop {
-        let mut options = template.clone();
-        options.connect_timeout = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
-        let result = client.connect(options);
-        for line in client.take_log().into_iter().filter(|l| l.warning) {
-            eprintln!("nativevnc: {}", line.message);
+    let result = client.connect_until(&options, Retry::within(window, Duration::from_millis(500), true), |failure| {
+        print_warnings(failure.log);
+        if failure.error.message() != said {
+            eprintln!("nativevnc: {}; trying again until {limit} s have passed (--connect-timeout)", failure.error);
+            said = failure.error.message().to_owned();
         }
-        match result {
-            Ok(_) => return Ok(client),
-            Err(e) if matches!(e.kind(), ErrorKind::Connect | ErrorKind::Timeout) && Instant::now() < deadline => {
-                if e.message() != said {
-                    let limit = server.connect_timeout;
-                    eprintln!("nativevnc: {e}; trying again until {limit} s have passed (--connect-timeout)");
-                    said = e.message().to_owned();
-                }
-                sleep(Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now())));
-            }
-            Err(e) if !said.is_empty() => {
-                return Err(e.context(format!("no connection within {} s", server.connect_timeout)))
-            }
-            Err(e) => return Err(e),
-        }
+        ControlFlow::Continue(())
+    });
+    print_warnings(client.take_log());
+    match result {
+        Ok(_) => Ok(client),
+        Err(e) if !said.is_empty() => Err(e.context(format!("no connection within {limit} s"))),
+        Err(e) => Err(e),
     }
+}
+
+/// The warnings among the connection's log lines, on stderr.
+fn print_warnings(log: Vec<LogLine>) {
+    for line in log.into_iter().filter(|l| l.warning) {
+        eprintln!("nativevnc: {}", line.message);
+    }
+}
+
+/// Presses the chord's keys in order and releases them in reverse, as os-autoinst's map_and_send_key.
+fn chord(client: &Client, keysyms: &[u32], key_time: Duration) -> Result<()> {
+    let timing = ChordTiming::for_key_time(key_time);
+    for &k in keysyms {
+        client.key(k, true)?;
+        sleep(timing.hold);
+    }
+    for &k in keysyms.iter().rev() {
+        client.key(k, false)?;
+        sleep(timing.after_release);
+    }
+    Ok(())
 }
 
 /// Checks that `out` names a format the screenshot can be written in.
@@ -323,20 +355,6 @@ fn screenshot(server: &Server, out: &Path, timeout: f64) -> Result<()> {
     let image = client.with_framebuffer(Image::from_framebuffer)?.ok_or_else(|| Error::protocol("no screen"))?;
     image.write(out)?;
     println!("{}", out.display());
-    Ok(())
-}
-
-/// Presses the chord's keys in order and releases them in reverse, as os-autoinst's map_and_send_key.
-fn chord(client: &Client, keysyms: &[u32], delay: Duration) -> Result<()> {
-    let down = delay.mul_f64(0.5).min(Duration::from_millis(8));
-    for &k in keysyms {
-        client.key(k, true)?;
-        sleep(down);
-    }
-    for &k in keysyms.iter().rev() {
-        client.key(k, false)?;
-        sleep(delay - down);
-    }
     Ok(())
 }
 

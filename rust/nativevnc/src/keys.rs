@@ -13,7 +13,8 @@
 //!   also maps the bytes 0x80 to 0xff, but its keys reach it as UTF-8, so a non-ASCII character is always
 //!   a multi-byte name there and fails; it fails here too, with the same message.
 //!
-//! [`key_name_for_char`] is `type_string`'s per-character translation into such names.
+//! [`key_name_for_char`] is `type_string`'s per-character translation into such names, and
+//! [`ChordTiming`] how long a chord's keys are held and how long the pause after each release is.
 //!
 //! For servers that take scancodes as well as keysyms (QEMU's extended key events, VMware's key events),
 //! [`scancode`] gives the key on a US PC keyboard that produces a keysym, in scan code set 1. The codes
@@ -21,6 +22,7 @@
 //! agree with the set 1 table of QEMU's PS/2 keyboard (`hw/input/ps2.c`).
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use crate::error::Error;
 
@@ -239,6 +241,28 @@ pub fn chord(keys: &str) -> Result<Vec<u32>, Error> {
     Ok(keysyms)
 }
 
+/// The longest a key of a chord is held down.
+const MAX_HOLD: Duration = Duration::from_millis(8);
+
+/// How a chord takes its time, as os-autoinst's `map_and_send_key` (since its commit 8601656a): the keys are
+/// pressed in order with [`Self::hold`] after each press, then released in reverse order with
+/// [`Self::after_release`] after each release. A press is held for half the key's time, at most 8 ms, so
+/// that slow typing does not make the guest repeat the key (Fedora bug 2392684); the rest of the time
+/// follows the release, so that a key still takes its whole time and the typing rate holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChordTiming {
+    pub hold: Duration,
+    pub after_release: Duration,
+}
+
+impl ChordTiming {
+    /// The timing of a key that takes `key_time` (one over the keys per second).
+    pub fn for_key_time(key_time: Duration) -> Self {
+        let hold = (key_time / 2).min(MAX_HOLD);
+        ChordTiming { hold, after_release: key_time - hold }
+    }
+}
+
 /// The os-autoinst key name `type_string` uses for one character: `'-'` is `"minus"`, `'\t'` `"tab"`,
 /// `'\n'` `"ret"`, `'\x08'` `"backspace"`, `'\x1b'` `"esc"`, `' '` `"spc"`, any other character is its own
 /// name. `'\r'` gives `None`: `type_string` skips it.
@@ -391,6 +415,17 @@ pub fn scancode(keysym: u32) -> Option<Scancode> {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+
+    #[test]
+    fn chords_hold_half_the_key_time_up_to_8_ms() {
+        let ms = Duration::from_millis;
+        let t = ChordTiming::for_key_time(ms(10));
+        assert_eq!((t.hold, t.after_release), (ms(5), ms(5)));
+        let t = ChordTiming::for_key_time(Duration::from_secs_f64(1.0 / 30.0));
+        assert_eq!(t.hold, ms(8));
+        assert_eq!(t.hold + t.after_release, Duration::from_secs_f64(1.0 / 30.0));
+        assert_eq!(ChordTiming::for_key_time(Duration::ZERO), ChordTiming { hold: ms(0), after_release: ms(0) });
+    }
 
     fn no_map_message(name: &str) -> String {
         no_map(name).message().to_owned()

@@ -3,8 +3,9 @@
 //! Two facts about living inside perl shape this module:
 //!
 //! * os-autoinst forks after modules are loaded. A runtime created before `fork()` has no threads in the
-//!   child, so the runtime is keyed by process id: a child creates its own and leaves the parent's alone
-//!   (it is leaked; dropping it would try to join threads that do not exist in the child).
+//!   child, so the runtime has a [`ProcessOwner`]: a child creates its own and leaves the parent's alone
+//!   (it is leaked; dropping it would try to join threads that do not exist in the child). Clients have one
+//!   too, for the same reason: their connection tasks run in the parent's runtime.
 //! * A signal delivered to a runtime thread would run perl's signal handler on a thread without a perl
 //!   interpreter and crash a threaded perl. All signals are blocked in every runtime thread: the threads
 //!   are created while the creating thread has them blocked (so they inherit the mask with no window),
@@ -14,14 +15,42 @@ use std::sync::Mutex;
 
 use tokio::runtime::{Handle, Runtime};
 
-static RUNTIME: Mutex<Option<(u32, Runtime)>> = Mutex::new(None);
+use crate::error::{Error, Result};
+
+/// The process something was created in. After `fork()` the child has a copy of the parent's memory but
+/// none of its threads, so what runs on threads (the runtime, a client's connection task) belongs to the
+/// process that created it and must be neither used nor stopped from a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessOwner(u32);
+
+impl ProcessOwner {
+    /// The calling process.
+    pub fn current() -> Self {
+        ProcessOwner(std::process::id())
+    }
+
+    /// Whether the calling process is the owner (false in a child forked after creation).
+    pub fn is_current(self) -> bool {
+        self == Self::current()
+    }
+
+    /// A usage error in any process but the owner: a connection opened before `fork()` cannot be used in
+    /// the child.
+    pub fn check(self) -> Result<()> {
+        if self.is_current() {
+            return Ok(());
+        }
+        Err(Error::usage("this VNC connection was opened by the parent process; connect again in the child"))
+    }
+}
+
+static RUNTIME: Mutex<Option<(ProcessOwner, Runtime)>> = Mutex::new(None);
 
 /// The runtime of this process.
 pub fn handle() -> Handle {
-    let pid = std::process::id();
     let mut slot = RUNTIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some((owner, rt)) = slot.as_ref() {
-        if *owner == pid {
+        if owner.is_current() {
             return rt.handle().clone();
         }
     }
@@ -39,7 +68,7 @@ pub fn handle() -> Handle {
     })
     .expect("creating the tokio runtime");
     let handle = rt.handle().clone();
-    *slot = Some((pid, rt));
+    *slot = Some((ProcessOwner::current(), rt));
     handle
 }
 
@@ -88,6 +117,17 @@ mod tests {
             })
             .unwrap();
         assert_eq!(mask, [1; 5]);
+    }
+
+    #[test]
+    fn the_owner_is_the_creating_process() {
+        let owner = ProcessOwner::current();
+        assert!(owner.is_current() && owner.check().is_ok());
+        let parent = ProcessOwner(owner.0 + 1);
+        assert!(!parent.is_current());
+        let e = parent.check().unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Usage);
+        assert!(e.message().contains("opened by the parent process"), "{e}");
     }
 
     #[test]

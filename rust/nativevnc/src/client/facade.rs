@@ -16,7 +16,7 @@ use crate::framebuffer::{Framebuffer, Rect};
 use crate::handshake::ServerInit;
 use crate::image::Image;
 use crate::pixel::pack_bgr;
-use crate::runtime;
+use crate::runtime::{self, ProcessOwner};
 
 /// Queued input events beyond this many are refused, so a dead server cannot make the queue grow.
 const MAX_QUEUED_INPUT: usize = 65536;
@@ -39,7 +39,8 @@ pub trait PixelSink {
 
 /// A VNC client connection, driven from one thread that is not a runtime thread.
 pub struct Client {
-    pid: u32,
+    /// The process that created it; its connection tasks run in that process's runtime.
+    owner: ProcessOwner,
     shared: Arc<Shared>,
     /// Dropping it tells the connection task to close.
     stop: Option<oneshot::Sender<()>>,
@@ -59,7 +60,7 @@ impl Default for Client {
 impl Client {
     pub fn new() -> Self {
         Client {
-            pid: std::process::id(),
+            owner: ProcessOwner::current(),
             shared: Arc::new(Shared::new()),
             stop: None,
             finished: None,
@@ -69,20 +70,16 @@ impl Client {
         }
     }
 
-    /// A client created before `fork()` cannot be used in the child: its task runs in the parent.
-    fn check_process(&self) -> Result<()> {
-        if std::process::id() != self.pid {
-            return Err(Error::usage(
-                "this VNC connection was opened by the parent process; connect again in the child",
-            ));
-        }
-        Ok(())
+    /// Whether this process created the client: a client created before `fork()` belongs to the parent,
+    /// and every call but this, [`Self::is_connected`] and [`Self::disconnect`] fails in the child.
+    pub fn in_this_process(&self) -> bool {
+        self.owner.is_current()
     }
 
     /// Opens a connection (closing any previous one) and waits for the handshake to finish. Input queued
     /// before, or left unsent by a broken connection, is sent after the handshake.
     pub fn connect(&mut self, options: ConnectOptions) -> Result<ServerInit> {
-        self.check_process()?;
+        self.owner.check()?;
         self.disconnect();
         let generation = {
             let mut st = self.shared.lock();
@@ -116,25 +113,32 @@ impl Client {
     }
 
     /// Closes the connection, if any, and waits (a moment at most) until its socket is closed. Queued input
-    /// is kept for the next connection.
+    /// is kept for the next connection. In a forked child it only lets go of the parent's connection.
     pub fn disconnect(&mut self) {
+        if !self.owner.is_current() {
+            // In a forked child the task, its runtime and any lock holders live in the parent. Waking the
+            // task could touch the parent's runtime state, so the stop signal is forgotten, not sent.
+            if let Some(stop) = self.stop.take() {
+                std::mem::forget(stop);
+            }
+            if let Some(finished) = self.finished.take() {
+                std::mem::forget(finished);
+            }
+            return;
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(finished) = self.finished.take() {
-            if std::process::id() == self.pid {
-                let _ = finished.recv_timeout(Duration::from_secs(2));
-            }
+            let _ = finished.recv_timeout(Duration::from_secs(2));
         }
-        if std::process::id() == self.pid {
-            let mut st = self.shared.lock();
-            st.generation += 1;
-            st.connected = false;
-        }
+        let mut st = self.shared.lock();
+        st.generation += 1;
+        st.connected = false;
     }
 
     pub fn is_connected(&self) -> bool {
-        self.check_process().is_ok() && self.shared.lock().connected
+        self.owner.is_current() && self.shared.lock().connected
     }
 
     /// What ServerInit said (with the current size after any resize).
@@ -160,7 +164,7 @@ impl Client {
 
     /// Updates and messages since the previous poll; the connection's error if it broke.
     pub fn poll(&mut self) -> Result<Poll> {
-        self.check_process()?;
+        self.owner.check()?;
         let st = self.shared.lock();
         let poll = Poll { updates: st.updates - self.polled_updates, messages: st.messages - self.polled_messages };
         let error = st.error.clone();
@@ -178,7 +182,7 @@ impl Client {
     /// on their own after SetEncodings) that arrived after the connect, the last [`Self::poll`] or the last
     /// successful wait; true if there is one. Fails if the connection breaks meanwhile.
     pub fn wait_update(&mut self, timeout: Duration) -> Result<bool> {
-        self.check_process()?;
+        self.owner.check()?;
         let deadline = Instant::now() + timeout;
         let mut st = self.shared.lock();
         while st.pixel_updates == self.polled_pixel_updates {
@@ -198,7 +202,7 @@ impl Client {
     /// Hands the pixels of every rectangle damaged since the last call to `sink`, and returns the
     /// rectangles. The published framebuffer only changes between complete updates.
     pub fn take_damage(&self, sink: &mut dyn PixelSink) -> Result<Vec<Rect>> {
-        self.check_process()?;
+        self.owner.check()?;
         let mut st = self.shared.lock();
         let rects = st.damage.take();
         let Some(fb) = st.published.as_ref() else {
@@ -219,7 +223,7 @@ impl Client {
     /// B,G,R pixels whose rows start `stride` bytes apart (tinycv's layout), and returns the rectangles.
     /// Fails without taking the damage if the screen no longer has that size.
     pub fn take_damage_bgr(&self, dst: &mut [u8], width: u16, height: u16, stride: usize) -> Result<Vec<Rect>> {
-        self.check_process()?;
+        self.owner.check()?;
         if stride < usize::from(width) * 3 || dst.len() < stride * usize::from(height) {
             return Err(Error::usage(format!(
                 "a buffer of {} bytes with rows of {stride} bytes cannot hold {width}x{height} pixels",
@@ -245,7 +249,7 @@ impl Client {
     /// Copies every rectangle damaged since the last call into `image`, which must have the screen's size,
     /// and returns the rectangles.
     pub fn take_damage_into_image(&self, image: &mut Image) -> Result<Vec<Rect>> {
-        self.check_process()?;
+        self.owner.check()?;
         let mut st = self.shared.lock();
         let Some(fb) = st.published.as_ref() else {
             return Ok(Vec::new());
@@ -261,12 +265,12 @@ impl Client {
 
     /// Runs `f` on the published framebuffer, if there is one.
     pub fn with_framebuffer<T>(&self, f: impl FnOnce(&Framebuffer) -> T) -> Result<Option<T>> {
-        self.check_process()?;
+        self.owner.check()?;
         Ok(self.shared.lock().published.as_ref().map(f))
     }
 
     fn queue(&self, input: Input) -> Result<()> {
-        self.check_process()?;
+        self.owner.check()?;
         let mut st = self.shared.lock();
         // The next connection would drop it anyway; not keeping it means a long outage (a reboot with stall
         // detection off) cannot fill the queue with update requests.
@@ -314,7 +318,7 @@ impl Client {
 
     /// Log lines the connection produced since the last call.
     pub fn take_log(&self) -> Vec<LogLine> {
-        if self.check_process().is_err() {
+        if !self.owner.is_current() {
             return Vec::new();
         }
         self.shared.lock().log.drain(..).collect()
@@ -323,17 +327,6 @@ impl Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        if std::process::id() != self.pid {
-            // In a forked child the task, its runtime and any lock holders live in the parent. Waking the
-            // task could touch the parent's runtime state, so the stop signal is forgotten, not sent.
-            if let Some(stop) = self.stop.take() {
-                std::mem::forget(stop);
-            }
-            if let Some(finished) = self.finished.take() {
-                std::mem::forget(finished);
-            }
-            return;
-        }
         self.disconnect();
     }
 }

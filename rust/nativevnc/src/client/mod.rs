@@ -17,6 +17,8 @@
 //!   handshake, then reads and decodes until stopped or broken, and writes queued input.
 //! * `publish`: the task's hand-over of each complete update (and the session's other events) into the
 //!   shared state.
+//! * `retry`: [`Client::connect_until`], connecting with retries until a deadline: the one retry loop of
+//!   the command-line program and of `consoles::NativeVNC`.
 //! * `shared`: the state between the two sides, behind one mutex: the published framebuffer and its
 //!   damage, counters, the input queue and the log ([`LogLine`]).
 //!
@@ -28,12 +30,14 @@ mod connection;
 mod facade;
 mod options;
 mod publish;
+mod retry;
 mod shared;
 
 use std::time::Duration;
 
 pub use facade::{Client, PixelSink, Poll};
 pub use options::{ConnectOptions, Target};
+pub use retry::{is_retryable, Failure, Retry};
 pub use shared::LogLine;
 
 /// A duration for messages, rounded: "3 s", "2.5 s", "20 s".

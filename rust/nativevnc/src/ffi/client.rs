@@ -1,20 +1,19 @@
 //! The ABI of the client: connecting, polling, input, the screen.
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::ops::ControlFlow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use super::{arg_str, guard, image::image, status, NvError};
-use crate::client::{Client, ConnectOptions, PixelSink, Target};
+use crate::client::{Client, ConnectOptions, PixelSink, Retry, Target};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::framebuffer::Rect;
 use crate::handshake::{Credentials, Version};
 use crate::image::Image;
 use crate::pixel::PixelFormat;
-use crate::tls::Verification;
-use crate::vsphere::{Endpoint, VmSelector};
-use crate::webmks::{self, Webmks};
+use crate::webmks::{Webmks, WebmksSettings};
 
 /// Options for [`nv_client_connect`].
 #[repr(C)]
@@ -52,7 +51,7 @@ pub struct NvConnectOptions {
     /// NULL, or the vSphere API certificate's SHA-1 or SHA-256 thumbprints (comma-separated), pinned.
     pub thumbprint: *const c_char,
     /// NULL, or addresses to connect to instead of tickets' hosts: `NAME=ADDRESS,…`
-    /// ([`webmks::TicketHosts`]).
+    /// ([`crate::webmks::TicketHosts`]).
     pub hosts: *const c_char,
     /// NULL, or the vSphere API that gives tickets: `soap`, `rest` or `auto` ([`crate::vsphere::Api`]).
     pub api: *const c_char,
@@ -78,8 +77,7 @@ pub unsafe extern "C" fn nv_connect_defaults(out: *mut NvConnectOptions) {
         // SAFETY: `out` is NULL or valid for the call.
         let out = unsafe { out.as_mut() }.ok_or_else(|| Error::usage("no options"))?;
         let tcp = ConnectOptions::new(DEFAULT_HOST.to_string_lossy(), DEFAULT_PORT);
-        let endpoint = Endpoint::new("", 0, "", "", Verification::Insecure);
-        let webmks = Webmks::new(endpoint, VmSelector::MoId(String::new()));
+        let webmks = WebmksSettings::new("");
         *out = NvConnectOptions {
             host: DEFAULT_HOST.as_ptr(),
             port: DEFAULT_PORT,
@@ -95,8 +93,8 @@ pub unsafe extern "C" fn nv_connect_defaults(out: *mut NvConnectOptions) {
             webmks_url: std::ptr::null(),
             vm: std::ptr::null(),
             webmks_password: std::ptr::null(),
-            ticket_attempts: webmks.retries,
-            ticket_delay_ms: millis(webmks.retry_delay),
+            ticket_attempts: webmks.ticket_attempts,
+            ticket_delay_ms: millis(webmks.ticket_delay),
             insecure: 0,
             ca_file: std::ptr::null(),
             thumbprint: std::ptr::null(),
@@ -151,19 +149,21 @@ fn webmks_from(o: &NvConnectOptions) -> Result<Option<Webmks>> {
     let Some(url) = (unsafe { arg_str(o.webmks_url, "webmks URL")? }) else {
         return Ok(None);
     };
-    let (vm, password) = unsafe { (arg_str(o.vm, "VM id")?, arg_str(o.webmks_password, "password")?) };
-    let (ca_file, thumbprint) = unsafe { (arg_str(o.ca_file, "CA file")?, arg_str(o.thumbprint, "thumbprint")?) };
-    let tls = webmks::api_verification(o.insecure != 0, ca_file, thumbprint)?;
-    let mut webmks = Webmks::from_url(url, vm, password, tls)?;
-    webmks.retries = o.ticket_attempts;
-    webmks.retry_delay = Duration::from_millis(o.ticket_delay_ms.into());
-    if let Some(hosts) = unsafe { arg_str(o.hosts, "ticket hosts")? } {
-        webmks.hosts = webmks::TicketHosts::parse(hosts)?;
-    }
-    if let Some(api) = unsafe { arg_str(o.api, "vSphere API")? } {
-        webmks.endpoint.api = api.parse()?;
-    }
-    Ok(Some(webmks))
+    let settings = unsafe {
+        WebmksSettings {
+            url,
+            vm: arg_str(o.vm, "VM id")?,
+            password: arg_str(o.webmks_password, "password")?,
+            insecure: o.insecure != 0,
+            ca_file: arg_str(o.ca_file, "CA file")?,
+            thumbprint: arg_str(o.thumbprint, "thumbprint")?,
+            ticket_attempts: o.ticket_attempts,
+            ticket_delay: Duration::from_millis(o.ticket_delay_ms.into()),
+            hosts: arg_str(o.hosts, "ticket hosts")?,
+            api: arg_str(o.api, "vSphere API")?,
+        }
+    };
+    settings.build().map(Some)
 }
 
 fn options_from(o: &NvConnectOptions) -> Result<ConnectOptions> {
@@ -238,6 +238,55 @@ pub unsafe extern "C" fn nv_client_connect(
     }))
 }
 
+/// Hears of a failed attempt of [`nv_client_connect_until`] that will be tried again: the failures so far
+/// and the error (valid for the call). Returns 0 to go on, anything else to give up with that error.
+pub type NvRetryFn = extern "C" fn(ctx: *mut c_void, failures: u32, e: *const NvError) -> i32;
+
+/// Connects as [`nv_client_connect`] does, trying again every `pause_ms` while attempts are refused or time
+/// out, until `window_ms` have passed ([`Client::connect_until`]; each attempt has the options' whole
+/// connect timeout). Before every new attempt, `log_fn` receives what the failed attempt logged and then
+/// `retry_fn` the failure; neither may use the client. What the last attempt logged stays in the client
+/// ([`nv_client_take_log`]).
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says; `log_fn` and
+/// `retry_fn` are functions, never NULL.
+#[no_mangle]
+pub unsafe extern "C" fn nv_client_connect_until(
+    c: *mut NvClient,
+    options: *const NvConnectOptions,
+    window_ms: u32,
+    pause_ms: u32,
+    log_fn: NvLogFn,
+    retry_fn: NvRetryFn,
+    ctx: *mut c_void,
+    out: *mut NvStatus,
+    err: *mut *mut NvError,
+) -> i32 {
+    status(guard(err, || {
+        // SAFETY: pointers from the caller, valid for the call.
+        let client = unsafe { client(c)? };
+        let options = options_from(unsafe { options.as_ref() }.ok_or_else(|| Error::usage("no options"))?)?;
+        let window = Duration::from_millis(window_ms.into());
+        let policy = Retry::within(window, Duration::from_millis(pause_ms.into()), false);
+        client.connect_until(&options, policy, |failure| {
+            for line in &failure.log {
+                log_fn(ctx, line.warning as i32, line.message.as_ptr().cast(), line.message.len());
+            }
+            let message = CString::new(failure.error.message().replace('\0', " ")).unwrap_or_default();
+            let e = NvError { kind: failure.error.kind() as i32, message: message.as_ptr().cast_mut() };
+            match retry_fn(ctx, failure.failures, &e) {
+                0 => ControlFlow::Continue(()),
+                _ => ControlFlow::Break(()),
+            }
+        })?;
+        if let Some(out) = unsafe { out.as_mut() } {
+            fill_status(client, out);
+        }
+        Ok(())
+    }))
+}
+
 /// # Safety
 ///
 /// Pointer arguments are NULL or valid for the call, as the module documentation says.
@@ -245,6 +294,18 @@ pub unsafe extern "C" fn nv_client_connect(
 pub unsafe extern "C" fn nv_client_disconnect(c: *mut NvClient) {
     // SAFETY: `c` is a live client.
     let _ = catch_unwind(AssertUnwindSafe(|| unsafe { client(c) }.map(Client::disconnect)));
+}
+
+/// 1 if this process created the client; 0 for NULL or in a child forked after that, where the client
+/// belongs to the parent: only [`nv_client_disconnect`] (which lets go of the parent's connection) and
+/// [`nv_client_free`] may be used there.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
+#[no_mangle]
+pub unsafe extern "C" fn nv_client_in_this_process(c: *mut NvClient) -> i32 {
+    // SAFETY: `c` is NULL or a live client.
+    catch_unwind(AssertUnwindSafe(|| unsafe { client(c) }.is_ok_and(|c| c.in_this_process()) as i32)).unwrap_or(0)
 }
 
 /// # Safety
@@ -523,6 +584,45 @@ mod tests {
         assert_eq!((o.ticket_attempts, o.ticket_delay_ms), (11, 5_000));
         assert_eq!((o.shared, o.scancode_keys, o.depth, o.insecure), (1, 1, 0, 0));
         assert!(o.password.is_null() && o.webmks_url.is_null() && o.encodings.is_null());
+    }
+
+    extern "C" fn no_log(_: *mut c_void, _: i32, _: *const c_char, _: usize) {}
+
+    /// Counts the failures it hears of in `*ctx` (a `u32`); gives up at the second.
+    extern "C" fn give_up_at_two(ctx: *mut c_void, failures: u32, e: *const NvError) -> i32 {
+        // SAFETY: `ctx` is the test's counter, `e` valid for the call.
+        unsafe {
+            *ctx.cast::<u32>() += 1;
+            assert_eq!(*ctx.cast::<u32>(), failures);
+            assert_eq!((*e).kind, ErrorKind::Connect as i32);
+            assert!(CStr::from_ptr((*e).message).to_str().unwrap().starts_with("connecting to 127.0.0.1:"));
+        }
+        i32::from(failures >= 2)
+    }
+
+    #[test]
+    fn connect_until_retries_and_the_caller_can_give_up() {
+        let c = nv_client_new();
+        let host = CString::new("127.0.0.1").unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut o = std::mem::MaybeUninit::<NvConnectOptions>::uninit();
+        let mut heard = 0u32;
+        let mut err: *mut NvError = std::ptr::null_mut();
+        // SAFETY: the defaults fill every field; a live client, valid options and counter; freed once.
+        unsafe {
+            nv_connect_defaults(o.as_mut_ptr());
+            let mut o = o.assume_init();
+            (o.host, o.port) = (host.as_ptr(), port);
+            let ctx = std::ptr::from_mut(&mut heard).cast();
+            let rc =
+                nv_client_connect_until(c, &o, 30_000, 10, no_log, give_up_at_two, ctx, std::ptr::null_mut(), &mut err);
+            assert_eq!((rc, heard), (-1, 2));
+            assert_eq!((*err).kind, ErrorKind::Connect as i32);
+            nv_error_free(err);
+            assert_eq!(nv_client_in_this_process(c), 1);
+            assert_eq!(nv_client_in_this_process(std::ptr::null_mut()), 0);
+            nv_client_free(c);
+        }
     }
 
     #[test]

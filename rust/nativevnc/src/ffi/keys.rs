@@ -1,6 +1,7 @@
-//! The ABI of key names: os-autoinst's chords and keymap.
+//! The ABI of key names and chords: os-autoinst's chords, keymap and chord timing.
 
 use std::ffi::{c_char, c_void};
+use std::time::Duration;
 
 use super::{guard, status, NvError};
 use crate::error::Error;
@@ -52,6 +53,26 @@ pub unsafe extern "C" fn nv_key_map(f: NvKeyMapFn, ctx: *mut c_void) {
     });
 }
 
+/// How long each key of a chord is held, and the pause after each release, for a key that takes
+/// `key_time_us` microseconds ([`keys::ChordTiming`]); NULL outputs are skipped.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
+#[no_mangle]
+pub unsafe extern "C" fn nv_chord_timing(key_time_us: u64, hold_us: *mut u64, after_release_us: *mut u64) {
+    let timing = keys::ChordTiming::for_key_time(Duration::from_micros(key_time_us));
+    let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    // SAFETY: the outputs are NULL or valid for the call.
+    unsafe {
+        if let Some(hold) = hold_us.as_mut() {
+            *hold = micros(timing.hold);
+        }
+        if let Some(after) = after_release_us.as_mut() {
+            *after = micros(timing.after_release);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +94,16 @@ mod tests {
             assert_eq!((*err).kind, ErrorKind::Usage as i32);
             nv_error_free(err);
         }
+    }
+
+    #[test]
+    fn chord_timing_through_the_abi() {
+        let (mut hold, mut after) = (0, 0);
+        // SAFETY: valid outputs, then NULL ones.
+        unsafe {
+            nv_chord_timing(50_000, &mut hold, &mut after);
+            nv_chord_timing(1, std::ptr::null_mut(), std::ptr::null_mut());
+        }
+        assert_eq!((hold, after), (8_000, 42_000));
     }
 }
