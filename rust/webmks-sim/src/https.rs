@@ -268,7 +268,8 @@ fn control(req: Request<Incoming>, peer: SocketAddr, sim: &Sim) -> Reply {
         },
         _ => text(
             405,
-            "webmks-sim: GET /_sim/stats|guests, POST /_sim/close|stall|freeze|thaw|refuse-tickets?n=N|close-after-keys?n=N\n",
+            "webmks-sim: GET /_sim/stats|guests, POST /_sim/close|stall|freeze|thaw|refuse-tickets?n=N|close-after-keys?n=N|\
+             fault?close=CODE[&reason=TEXT]|oversize=BYTES[&next=1]\n",
         ),
     }
 }

@@ -8,6 +8,9 @@
 //! that takes pushed updates (VMWServerPush2, as VMware's own does) is told UpdateAck: it then acknowledges
 //! each update by its id (VMWAck) instead of requesting the next, and an acknowledgement counts as an
 //! incremental request for the whole screen.
+//!
+//! Faults (`POST /_sim/fault`, see [`crate::control`]) end a connection with a WebSocket close frame of a given
+//! code, or with the header of a message larger than any client accepts.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -20,12 +23,15 @@ use nativevnc::codec::{Put, ReadError, Reader};
 use nativevnc::framebuffer::{Damage, Rect};
 use nativevnc::messages::{client_type, vmw_client_caps, ClientMessage};
 use nativevnc::pixel::PixelFormat;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::backend::{Backend, Change};
-use crate::control::{bump, Switches};
+use crate::control::{bump, Fault, Switches, OVERSIZE_SENT};
 use crate::sessions::random_hex;
 use crate::sim::{lock, Sim};
 use crate::update::{clip, next_update_id, ClientEncodings, UpdateBuilder, CURSOR_VISIBLE_ABSOLUTE};
@@ -39,6 +45,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 const HEARTBEAT_SECS: u16 = 3;
 /// The longest client message accepted (ClientCutText).
 const MAX_CLIENT_MESSAGE: usize = 1 << 20;
+/// How long a connection closed by a fault waits for the client's close frame.
+const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why a connection ends.
 #[derive(Debug)]
@@ -48,6 +56,8 @@ enum End {
     Backend(String),
     /// The connection was dropped on purpose in the middle of an update.
     MidUpdate(&'static str),
+    /// A fault asked for by `POST /_sim/fault` ended it.
+    Fault(Fault),
 }
 
 impl std::fmt::Display for End {
@@ -56,6 +66,7 @@ impl std::fmt::Display for End {
             End::Client(why) => write!(f, "client: {why}"),
             End::Backend(why) => write!(f, "VNC server: {why}"),
             End::MidUpdate(why) => write!(f, "dropped mid-update ({why})"),
+            End::Fault(fault) => write!(f, "ended by {fault} (POST /_sim/fault)"),
         }
     }
 }
@@ -87,7 +98,7 @@ async fn run(sim: &Arc<Sim>, name: &str, ws: Ws, console: Console) -> End {
     };
     log!("VNC server '{}' ({}x{})", backend.name(), backend.framebuffer().width(), backend.framebuffer().height());
     let switches = sim.control.subscribe();
-    let Switches { close_generation, stall_generation, frozen } = *switches.borrow();
+    let Switches { close_generation, stall_generation, fault_generation, frozen } = *switches.borrow();
     let mut conn = Conn {
         sim: sim.clone(),
         ws,
@@ -110,6 +121,7 @@ async fn run(sim: &Arc<Sim>, name: &str, ws: Ws, console: Console) -> End {
         stalled: false,
         close_generation,
         stall_generation,
+        fault_generation,
     };
     if let Err(e) = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.handshake(name))
         .await
@@ -153,6 +165,7 @@ struct Conn {
     stalled: bool,
     close_generation: u64,
     stall_generation: u64,
+    fault_generation: u64,
 }
 
 impl Conn {
@@ -246,6 +259,12 @@ impl Conn {
                         }
                         if s.close_generation != self.close_generation {
                             Err(self.close_mid_update(vmw::CLOSE_REASON_ADMIN, "closed by POST /_sim/close").await)
+                        } else if s.fault_generation != self.fault_generation {
+                            self.fault_generation = s.fault_generation;
+                            match self.sim.control.fault() {
+                                Some(fault) => Err(self.suffer(fault).await),
+                                None => Ok(()),
+                            }
                         } else {
                             Ok(())
                         }
@@ -502,7 +521,39 @@ impl Conn {
         }
         self.send(msg).await?;
         self.update_done();
+        if self.updates == 1 {
+            if let Some(fault) = self.sim.control.take_next_fault() {
+                return Err(self.suffer(fault).await);
+            }
+        }
         Ok(())
+    }
+
+    /// Ends the connection with `fault`: a close frame (then a moment for the client's reply), or the header
+    /// and the first bytes of an over-size message written straight to the connection, then nothing more.
+    async fn suffer(&mut self, fault: Fault) -> End {
+        log!("fault: {fault}");
+        match &fault {
+            Fault::Close { code, reason } => {
+                let frame = CloseFrame { code: CloseCode::from(*code), reason: reason.clone().into() };
+                if self.ws.close(Some(frame)).await.is_ok() {
+                    let reply = async { while let Some(Ok(_)) = self.ws.next().await {} };
+                    let _ = tokio::time::timeout(CLOSE_REPLY_TIMEOUT, reply).await;
+                }
+            }
+            Fault::Oversize(bytes) => {
+                let mut frame = vec![0x82, 127];
+                frame.put_u32((bytes >> 32) as u32);
+                frame.put_u32(*bytes as u32);
+                frame.resize(frame.len() + (*bytes).min(OVERSIZE_SENT) as usize, 0);
+                if self.ws.flush().await.is_ok() {
+                    let raw = self.ws.get_mut();
+                    let _ = raw.write_all(&frame).await;
+                    let _ = raw.flush().await;
+                }
+            }
+        }
+        End::Fault(fault)
     }
 
     /// Sends the first part of a full-screen update and drops the connection.

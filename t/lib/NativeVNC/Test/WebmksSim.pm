@@ -38,6 +38,8 @@ NativeVNC::Test::WebmksSim - the webmks simulator (a fake ESXi host or vCenter) 
   say $sim->sha1, ' ', $sim->sha256;         # the certificate's thumbprints, AB:CD:…
   $sim->control('freeze');                   # POST /_sim/freeze
   $sim->control('refuse-tickets', n => 2);   # POST /_sim/refuse-tickets?n=2
+  $sim->fault(close => 1011, reason => 'MKS crashed');   # POST /_sim/fault?close=1011&reason=MKS%20crashed
+  $sim->fault(oversize => 2**30, next => 1);  # the next console connection, after its first update
   is $sim->stats->{logins}, 1;               # GET /_sim/stats, decoded
   $sim->stop;                                # also done by DESTROY
 
@@ -60,7 +62,8 @@ is set.
 =head2 start(%opt)
 
 Starts the simulator and waits (at most C<start_timeout> seconds, default 20) for its start line. Options:
-C<password> (required), C<user> (default root), C<vnc_host> and C<vnc_port> (the VNC server behind the consoles of
+C<password> (required), C<user> (default root), C<listen_host> (the loopback address to listen on, default
+127.0.0.1; tickets name it unless C<--ticket-host> says otherwise), C<vnc_host> and C<vnc_port> (the VNC server behind the consoles of
 C<--vm> VMs; without them their /ticket cannot be served), C<vnc_password>, C<port> (fixed port, default: any free
 one), C<esxi_version> (C<--esxi-version>), C<datastores> (hash of datastore names to directories, C<--datastore
 NAME=DIR>), C<guests> (true: powered-on VMs boot the guest of F<tools/build-guest>, with their QMP sockets in
@@ -81,7 +84,7 @@ sub start ($class, %opt) {
     my $tmp = tempdir('nativevnc-webmks-sim-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{NATIVEVNC_KEEP_TMP});
     my $self = bless { opt => \%opt, tmp => $tmp, owner => $$, user => $opt{user} // 'root' }, $class;
     my @command = (
-        $binary, '--listen', '127.0.0.1:' . ($opt{port} // 0),
+        $binary, '--listen', ($opt{listen_host} // '127.0.0.1') . ':' . ($opt{port} // 0),
         '--user', $self->{user}, '--cert-out', $self->cert_file,
     );
     push @command, '--vnc', "$opt{vnc_host}:$opt{vnc_port}" if defined $opt{vnc_port};
@@ -123,7 +126,7 @@ sub _check_alive ($self) {
 
 =head2 host, port, sha1, sha256, cert_file, log_path, qmp_dir, pid, command, user, password
 
-Where it listens (C<127.0.0.1> and the port from the start line), the certificate's thumbprints (uppercase hex
+Where it listens (C<127.0.0.1> or C<listen_host>, and the port from the start line), the certificate's thumbprints (uppercase hex
 pairs joined by C<:>), the PEM certificate (usable as a CA file), the log, the directory of the guests' QMP
 sockets (with C<guests>), the process (also its process group), the command line (array ref), and the SOAP
 credentials.
@@ -150,9 +153,10 @@ True while the process has not exited (reaps it if it has): C<alive> from L<Nati
 
 =head2 url(%opt)
 
-An API URL with credentials: C<https://USER:PASSWORD@127.0.0.1:PORT/> followed by C<moid> (C<< moid => 'vm-7' >>
+An API URL with credentials: C<https://USER:PASSWORD@HOST:PORT/> followed by C<moid> (C<< moid => 'vm-7' >>
 gives C</vm-7>), C<?name=VM> (C<< vm => 'sut' >>) or C<?path=PATH> (C<< path => 'DC0/vm/sut' >>). Options C<user> and C<password> override the simulator's;
-C<scheme> replaces C<https>. User and password are percent-encoded.
+C<scheme> replaces C<https>; C<host> and C<port> replace the simulator's (to reach it through a relay). User and
+password are percent-encoded.
 
 =cut
 
@@ -168,7 +172,8 @@ sub url ($self, %opt) {
       : defined $opt{vm} ? '?name=' . _escape($opt{vm})
       : defined $opt{path} ? '?path=' . _escape($opt{path})
       : '';
-    return sprintf '%s://%s@%s:%d/%s', $opt{scheme} // 'https', $auth, $self->host, $self->port, $target;
+    return sprintf '%s://%s@%s:%d/%s', $opt{scheme} // 'https', $auth, $opt{host} // $self->host,
+      $opt{port} // $self->port, $target;
 }
 
 sub _http ($self) {
@@ -178,7 +183,7 @@ sub _http ($self) {
 =head2 control($action, %query)
 
 C<POST /_sim/$action> with the query (C<close>, C<stall>, C<freeze>, C<thaw>, C<< refuse-tickets => n => N >>,
-C<< close-after-keys => n => N >>); returns the response text, dies on a non-2xx status.
+C<< close-after-keys => n => N >>, C<fault>: see L</fault(%query)>); returns the response text, dies on a non-2xx status.
 
 =cut
 
@@ -189,6 +194,19 @@ sub control ($self, $action, %query) {
     croak "POST /_sim/$action: $r->{status} $r->{reason}: $r->{content}" unless $r->{success};
     return $r->{content};
 }
+
+=head2 fault(%query)
+
+C<POST /_sim/fault> with the query: C<< close => CODE, reason => TEXT >> ends the open webmks connections with a
+WebSocket close frame of that code (1000 to 4999 but 1004, 1005, 1006 and 1015) and reason (at most 123 bytes);
+C<< oversize => BYTES >> makes them announce a binary message of BYTES bytes (the frame header and the first
+64 KiB) and drop the connection. C<< next => 1 >> keeps the fault for the next connection, which suffers it
+right after its first framebuffer update. Returns the response text, dies on a non-2xx status (a bad code, a
+reason too long).
+
+=cut
+
+sub fault ($self, %query) { return $self->control('fault', %query) }
 
 =head2 stats
 
