@@ -16,17 +16,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::cert::Thumbprints;
-use crate::control::Control;
 use crate::datastore::Datastores;
-use crate::inventory::{parse_vm_spec, Flavour, Inventory};
-use crate::rest::{self, Generations};
+use crate::inventory::Flavour;
+use crate::rest;
 use crate::sessions::{session_from_cookie, Api};
-use crate::sim::{Settings, Sim};
+use crate::sim::Sim;
 use crate::soap::{self, Fault};
 use crate::version::Release;
 use crate::vim;
-use crate::vms::Registry;
 
 /// The one user's password: no answer may repeat it.
 const PASSWORD: &str = "Zq9SimPassword";
@@ -38,34 +35,7 @@ const CALL_TIME: Duration = Duration::from_millis(1);
 /// A vCenter with both REST generations, user `root`, two VMs (`on`, `off`), no datastores, no guests and no
 /// VNC server: nothing a request does leaves the process.
 fn vcenter() -> Sim {
-    let specs = [parse_vm_spec("on").expect("a VM spec"), parse_vm_spec("off,power=off").expect("a VM spec")];
-    let thumbprints = Thumbprints { sha1: "AA:BB".into(), sha256: "CC:DD".into() };
-    let settings = Settings {
-        user: "root".into(),
-        password: PASSWORD.into(),
-        vnc: None,
-        vnc_password: None,
-        ticket_ttl: Duration::from_secs(60),
-        ticket_host: None,
-        ticket_url: true,
-        ticket_thumbprints: true,
-        close_mid_update_after: None,
-        slow: Duration::ZERO,
-        extra_vmware_messages: false,
-        mks_delay: Duration::ZERO,
-        guests: None,
-        soap: true,
-        rest_generations: Generations::Both,
-    };
-    Sim::new(
-        settings,
-        Inventory::new(Flavour::Vcenter, Release::V8_0, "vc.test", Datastores::default()),
-        Registry::new(Flavour::Vcenter, &specs).expect("the VMs"),
-        "127.0.0.1:8443".parse().expect("an address"),
-        thumbprints.clone(),
-        thumbprints,
-        Control::new(0),
-    )
+    Sim::for_tests_as(Flavour::Vcenter, Release::V8_0, PASSWORD, Datastores::default(), 0)
 }
 
 /// `data` with every `from` replaced by `to`.

@@ -185,26 +185,40 @@ impl Sim {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 impl Sim {
     /// A simulator for unit tests: ESXi 8.0, user root with password `pw`, VMs `on` (moid 1) and `off` (moid 2,
     /// powered off), listening on 127.0.0.1:8443 (nothing is bound), no datastores, no MKS delay.
+    #[cfg(test)]
     pub fn for_tests(refuse_tickets: u64) -> Sim {
         Sim::for_tests_with(refuse_tickets, crate::version::Release::V8_0, crate::datastore::Datastores::default())
     }
 
     /// The same for another release, with datastores.
+    #[cfg(test)]
     pub fn for_tests_with(
         refuse_tickets: u64,
         release: crate::version::Release,
         datastores: crate::datastore::Datastores,
     ) -> Sim {
+        Sim::for_tests_as(crate::inventory::Flavour::Esxi, release, "pw", datastores, refuse_tickets)
+    }
+
+    /// The same as an ESXi host or a vCenter (`vc.test`, both REST generations), with a password of choice;
+    /// no guests and no VNC server: nothing a request does leaves the process.
+    pub fn for_tests_as(
+        flavour: crate::inventory::Flavour,
+        release: crate::version::Release,
+        password: &str,
+        datastores: crate::datastore::Datastores,
+        refuse_tickets: u64,
+    ) -> Sim {
         use crate::inventory::{parse_vm_spec, Flavour};
-        let specs = [parse_vm_spec("on").unwrap(), parse_vm_spec("off,power=off").unwrap()];
+        let specs = [parse_vm_spec("on").expect("a VM spec"), parse_vm_spec("off,power=off").expect("a VM spec")];
         let thumbprints = Thumbprints { sha1: "AA:BB".into(), sha256: "CC:DD".into() };
         let settings = Settings {
             user: "root".into(),
-            password: "pw".into(),
+            password: password.into(),
             vnc: None,
             vnc_password: None,
             ticket_ttl: Duration::from_secs(60),
@@ -219,11 +233,15 @@ impl Sim {
             soap: true,
             rest_generations: Generations::Both,
         };
+        let host = match flavour {
+            Flavour::Esxi => "esx.test",
+            Flavour::Vcenter => "vc.test",
+        };
         Sim::new(
             settings,
-            Inventory::new(Flavour::Esxi, release, "esx.test", datastores),
-            Registry::new(Flavour::Esxi, &specs).unwrap(),
-            "127.0.0.1:8443".parse().unwrap(),
+            Inventory::new(flavour, release, host, datastores),
+            Registry::new(flavour, &specs).expect("the VMs"),
+            "127.0.0.1:8443".parse().expect("an address"),
             thumbprints.clone(),
             thumbprints,
             Control::new(refuse_tickets),
