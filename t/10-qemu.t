@@ -46,6 +46,11 @@ subtest 'login and the first screen' => sub {
     is($guest->console_matches($vnc, 'the first screen', 20), 0, 'the framebuffer equals QEMU\'s screendump');
     isa_ok($vnc->_framebuffer, 'tinycv::Image', 'the framebuffer');
     ok($vnc->encoding_counts->{16}, 'QEMU sent ZRLE, the default first choice');
+    my $counters = $vnc->counters;
+    cmp_ok($counters->{pixels}, '>=', 1024 * 768, 'the pixels of at least the whole screen arrived');
+    cmp_ok($counters->{pixel_updates}, '>=', 1, '... in updates that carried pixels');
+    cmp_ok($counters->{updates}, '>=', $counters->{pixel_updates}, '... among all the updates');
+    cmp_ok($counters->{messages}, '>=', $counters->{updates}, '... among all the messages');
 };
 
 subtest 'typing reaches the guest exactly' => sub {

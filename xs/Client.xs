@@ -323,6 +323,23 @@ status(nv_client *c)
   OUTPUT:
     RETVAL
 
+SV *
+counters(nv_client *c)
+  PREINIT:
+    nv_counters n;
+    HV *hv;
+  CODE:
+    if (nv_client_counters(c, &n) != 0)
+        croak("NativeVNC::Client::counters failed");
+    hv = newHV();
+    (void)hv_stores(hv, "messages", newSVuv((UV)n.messages));
+    (void)hv_stores(hv, "updates", newSVuv((UV)n.updates));
+    (void)hv_stores(hv, "pixel_updates", newSVuv((UV)n.pixel_updates));
+    (void)hv_stores(hv, "pixels", newSVuv((UV)n.pixels));
+    RETVAL = newRV_noinc((SV *)hv);
+  OUTPUT:
+    RETVAL
+
 void
 poll(nv_client *c)
   PREINIT:

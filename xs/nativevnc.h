@@ -58,6 +58,14 @@ typedef struct {
     uint16_t height;
 } nv_status;
 
+/* What the current connection received so far. */
+typedef struct {
+    uint64_t messages;      /* server messages started */
+    uint64_t updates;       /* FramebufferUpdate messages completed */
+    uint64_t pixel_updates; /* completed updates that carried pixels */
+    uint64_t pixels;        /* pixels of the complete pixel rectangles */
+} nv_counters;
+
 typedef uint8_t *(*nv_pixel_sink_fn)(void *ctx, uint16_t x, uint16_t y, uint16_t w, uint16_t h, size_t len);
 typedef void (*nv_log_fn)(void *ctx, int32_t warning, const char *message, size_t len);
 
@@ -82,6 +90,7 @@ int nv_client_connect_until(nv_client *c, const nv_connect_options *o, uint32_t 
 int nv_client_in_this_process(nv_client *c);
 void nv_client_disconnect(nv_client *c);
 int nv_client_status(nv_client *c, nv_status *out);
+int nv_client_counters(nv_client *c, nv_counters *out);
 int nv_client_poll(nv_client *c, uint64_t *updates, uint64_t *messages, nv_error **err);
 int nv_client_wait_update(nv_client *c, uint32_t timeout_ms, nv_error **err);
 int64_t nv_client_take_damage(nv_client *c, nv_pixel_sink_fn sink, void *ctx, nv_error **err);

@@ -209,6 +209,13 @@ Closes the connection. Input queued but not sent yet is kept for the next connec
 A hash reference: C<connected>, C<rfb_minor> (the RFB version spoken is 3.C<rfb_minor>), C<width>, C<height>, C<absolute> (the server reported an absolute
 pointer), C<scancodes> (keys are sent as scancodes).
 
+=head2 counters
+
+A hash reference: what the current connection received so far. C<messages> (server messages started),
+C<updates> (framebuffer updates completed), C<pixel_updates> (completed updates that carried pixels, not only
+pseudo-encodings) and C<pixels> (pixels of the complete pixel rectangles: a full-screen frame adds the screen's
+width times its height).
+
 =head2 poll
 
 C<($updates, $messages)>: framebuffer updates completed and server messages started since the previous

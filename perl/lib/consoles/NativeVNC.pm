@@ -454,6 +454,7 @@ sub send_pointer_event ($self, $button_mask, $x, $y) {
 
 # Rectangles received per encoding number on the current connection: shows what the server really sends.
 sub encoding_counts ($self) { $self->_open_client->encoding_counts }
+sub counters ($self) { $self->_open_client->counters }
 
 sub mouse_move_to ($self, $x, $y) { $self->send_pointer_event(0, $x, $y) }
 
@@ -610,6 +611,11 @@ Where the console connects, for log lines: C<HOST:PORT>, or C<webmks via API-HOS
 =head2 encoding_counts
 
 A hash reference of encoding number to rectangles received in it on the current connection.
+
+=head2 counters
+
+What the current connection received so far, as L<NativeVNC/counters> says (C<messages>, C<updates>,
+C<pixel_updates>, C<pixels>).
 
 =head2 send_key_event_down, send_key_event_up, init_x11_keymap, shift_keys, die_on_invalid_mapping
 

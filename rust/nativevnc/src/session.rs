@@ -126,18 +126,23 @@ pub struct Session {
     output: Vec<u8>,
     events: VecDeque<Event>,
     counters: Counters,
+    /// Rectangles received per encoding (pseudo-encodings included).
+    rects: std::collections::BTreeMap<i32, u64>,
     /// The error that ended the session, answered to every later call.
     error: Option<ProtocolError>,
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    messages: u64,
-    updates: u64,
-    /// Updates that carried pixels (not only pseudo-encodings).
-    pixel_updates: u64,
-    /// Rectangles received per encoding (pseudo-encodings included).
-    rects: std::collections::BTreeMap<i32, u64>,
+/// What a session received so far.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    /// Server messages started.
+    pub messages: u64,
+    /// FramebufferUpdate messages completed.
+    pub updates: u64,
+    /// Completed updates that carried pixels (not only pseudo-encodings).
+    pub pixel_updates: u64,
+    /// Pixels of the pixel rectangles decoded (a rectangle counts once it is complete).
+    pub pixels: u64,
 }
 
 impl Session {
@@ -150,6 +155,7 @@ impl Session {
             output: Vec::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
+            rects: Default::default(),
             error: None,
         }
     }
@@ -208,8 +214,14 @@ impl Session {
                 },
                 Phase::Open(open) => {
                     let mut step = r.clone();
-                    let result =
-                        open.step(&mut step, &self.config, &mut self.events, &mut self.counters, &mut self.output);
+                    let result = open.step(
+                        &mut step,
+                        &self.config,
+                        &mut self.events,
+                        &mut self.counters,
+                        &mut self.rects,
+                        &mut self.output,
+                    );
                     if result.is_ok() {
                         *r = step;
                     }
@@ -295,24 +307,14 @@ impl Session {
         !self.input.is_empty() || self.open_ref().is_some_and(|o| !matches!(o.incoming, Incoming::Idle))
     }
 
-    /// Server messages started so far.
-    pub fn messages_received(&self) -> u64 {
-        self.counters.messages
-    }
-
-    /// FramebufferUpdate messages completed so far.
-    pub fn updates_received(&self) -> u64 {
-        self.counters.updates
-    }
-
-    /// FramebufferUpdate messages completed so far that carried pixel data, not only pseudo-encodings.
-    pub fn pixel_updates_received(&self) -> u64 {
-        self.counters.pixel_updates
+    /// What was received so far.
+    pub fn counters(&self) -> Counters {
+        self.counters
     }
 
     /// Rectangles received so far, per encoding number.
     pub fn rects_by_encoding(&self) -> &std::collections::BTreeMap<i32, u64> {
-        &self.counters.rects
+        &self.rects
     }
 
     pub fn next_event(&mut self) -> Option<Event> {
@@ -401,6 +403,7 @@ impl Open {
         config: &Config,
         events: &mut VecDeque<Event>,
         counters: &mut Counters,
+        rects: &mut std::collections::BTreeMap<i32, u64>,
         output: &mut Vec<u8>,
     ) -> Parse<()> {
         match &mut self.incoming {
@@ -437,10 +440,10 @@ impl Open {
             }
             Incoming::Update { rect: None, .. } => {
                 let encoding = self.rect_header(r, config, events)?;
-                *counters.rects.entry(encoding).or_default() += 1;
+                *rects.entry(encoding).or_default() += 1;
                 Ok(())
             }
-            Incoming::Update { rect: Some(_), .. } => self.rect_data(r, &config.limits),
+            Incoming::Update { rect: Some(_), .. } => self.rect_data(r, &config.limits, counters),
         }
     }
 
@@ -540,7 +543,7 @@ impl Open {
         Ok(encoding)
     }
 
-    fn rect_data(&mut self, r: &mut Reader, limits: &Limits) -> Parse<()> {
+    fn rect_data(&mut self, r: &mut Reader, limits: &Limits, counters: &mut Counters) -> Parse<()> {
         let Incoming::Update { rect: Some(current), .. } = &mut self.incoming else {
             unreachable!("rect_data runs only with a rectangle in progress");
         };
@@ -555,6 +558,7 @@ impl Open {
             Progress::Done(used) => {
                 r.skip(used)?;
                 let rect = current.rect;
+                counters.pixels += rect.area();
                 self.damage.add(rect);
                 self.rect_done();
                 Ok(())
@@ -681,7 +685,7 @@ mod tests {
         s.feed(&transcript()).unwrap();
         assert_eq!(events(&mut s), expected_events());
         check_pixels(&s);
-        assert_eq!((s.messages_received(), s.updates_received(), s.pixel_updates_received()), (5, 2, 2));
+        assert_eq!(s.counters(), Counters { messages: 5, updates: 2, pixel_updates: 2, pixels: 8 * 4 + 2 * 2 + 1 });
         let counts: Vec<(i32, u64)> = s.rects_by_encoding().iter().map(|(e, n)| (*e, *n)).collect();
         assert_eq!(
             counts,
@@ -746,7 +750,7 @@ mod tests {
         v.extend_from_slice(&[1, 0, 0, 0]);
         v.extend_from_slice(&[0; 16]);
         s.feed(&v).unwrap();
-        assert_eq!((s.updates_received(), s.pixel_updates_received()), (1, 0), "a resize alone carries no pixels");
+        assert_eq!((s.counters().updates, s.counters().pixel_updates), (1, 0), "a resize alone carries no pixels");
         assert_eq!(s.framebuffer().unwrap().bounds(), Rect::new(0, 0, 32, 2));
         assert_eq!(s.take_damage(), [Rect::new(0, 0, 32, 2)]);
         assert_eq!(s.server_init().unwrap().width, 32);
@@ -941,7 +945,7 @@ mod tests {
         whole.feed(&vmware_transcript()).unwrap();
         assert_eq!(events(&mut whole), vmware_events());
         assert_eq!(whole.framebuffer().unwrap().get(3, 1), 0x123456);
-        assert_eq!(whole.messages_received(), 6);
+        assert_eq!(whole.counters().messages, 6);
         let mut out = whole.take_output();
         // No SetPixelFormat: SetEncodings first, then ClientCaps (SessionClose) for the server's ClientCaps bit.
         assert_eq!(&out[..15], b"RFB 003.008\n\x01\x01\x02");

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use nativevnc::error::ErrorKind;
-use nativevnc::ffi::{NvConnectOptions, NvError, NvStatus};
+use nativevnc::ffi::{NvConnectOptions, NvCounters, NvError, NvStatus};
 
 /// A struct's layout: its size and, in declaration order, each field's name, offset and size.
 #[derive(Debug, PartialEq)]
@@ -64,6 +64,7 @@ fn rust_layouts() -> BTreeMap<&'static str, Layout> {
             api,
         ),
         layout!(NvStatus: connected, rfb_minor, absolute, scancodes, width, height),
+        layout!(NvCounters: messages, updates, pixel_updates, pixels),
     ])
 }
 

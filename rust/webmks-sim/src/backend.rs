@@ -120,7 +120,7 @@ impl Backend {
 
     /// Whether the VNC server has sent pixels yet (the framebuffer is black before).
     pub fn has_screen(&self) -> bool {
-        self.session.pixel_updates_received() > 0
+        self.session.counters().pixel_updates > 0
     }
 
     pub fn framebuffer(&self) -> &Framebuffer {

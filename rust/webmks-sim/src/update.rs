@@ -204,7 +204,7 @@ mod tests {
             b.pixels(fb, *r, tight_png);
         }
         s.feed(&b.finish(1)).unwrap();
-        assert_eq!(s.updates_received(), 1);
+        assert_eq!(s.counters().updates, 1);
         s
     }
 

@@ -210,7 +210,7 @@ async fn webmks_session_through_the_simulator() {
     assert_eq!(session.server_init().unwrap().pixel_format, PixelFormat::BGRX);
     session.request_update(false);
     ws.send(Message::binary(session.take_output())).await.unwrap();
-    pump(&mut ws, &mut session, &mut seen, |s, _| s.updates_received() == 1).await;
+    pump(&mut ws, &mut session, &mut seen, |s, _| s.counters().updates == 1).await;
 
     let ids: Vec<u8> = seen.vmw_messages.iter().map(|(id, _)| *id).collect();
     assert_eq!(ids, [0, 0xc8, 4, 6], "ServerCaps, then the extra messages, before the first update");
@@ -239,7 +239,7 @@ async fn webmks_session_through_the_simulator() {
     }
     session.request_update(true);
     ws.send(Message::binary(session.take_output())).await.unwrap();
-    pump(&mut ws, &mut session, &mut seen, |s, _| s.updates_received() == 2).await;
+    pump(&mut ws, &mut session, &mut seen, |s, _| s.counters().updates == 2).await;
     assert_screen(&session, &expected);
 
     let (status, _, stats) = https(&sim, "GET", "/_sim/stats", "", "").await;
@@ -291,7 +291,7 @@ async fn open_console_with(sim: &Sim, encodings: Vec<i32>) -> (Client, Session, 
     pump(&mut ws, &mut session, &mut seen, |s, _| s.is_open()).await;
     session.request_update(false);
     ws.send(Message::binary(session.take_output())).await.unwrap();
-    pump(&mut ws, &mut session, &mut seen, |s, _| s.updates_received() == 1).await;
+    pump(&mut ws, &mut session, &mut seen, |s, _| s.counters().updates == 1).await;
     (ws, session, seen)
 }
 
@@ -329,7 +329,7 @@ async fn freeze_thaw_and_close_mid_update() {
     let frozen = tokio::time::timeout(Duration::from_millis(500), ws.next()).await;
     assert!(frozen.is_err(), "no update while frozen: {frozen:?}");
     assert_eq!(https(&sim, "POST", "/_sim/thaw", "", "").await.0, 200);
-    pump(&mut ws, &mut session, &mut seen, |s, _| s.updates_received() == 2).await;
+    pump(&mut ws, &mut session, &mut seen, |s, _| s.counters().updates == 2).await;
     assert_eq!(session.framebuffer().unwrap().get(CHANGED.x, CHANGED.y), CHANGED_COLOUR);
 
     assert_eq!(https(&sim, "POST", "/_sim/close", "", "").await.0, 200);
@@ -353,7 +353,7 @@ async fn pushed_updates_paced_by_acknowledgements() {
     let unasked = tokio::time::timeout(Duration::from_millis(500), ws.next()).await;
     assert!(unasked.is_err(), "nothing before the acknowledgement: {unasked:?}");
     send(&mut ws, ClientMessage::VmwAck { update_id: 1, render_time: 20 }).await;
-    pump(&mut ws, &mut session, &mut seen, |s, _| s.updates_received() == 2).await;
+    pump(&mut ws, &mut session, &mut seen, |s, _| s.counters().updates == 2).await;
     assert_eq!(seen.update_ids, [1, 2]);
     assert_eq!(session.framebuffer().unwrap().get(CHANGED.x, CHANGED.y), CHANGED_COLOUR);
 }
@@ -366,7 +366,7 @@ async fn close_mid_update_after_n_updates() {
     session.request_update(false);
     ws.send(Message::binary(session.take_output())).await.unwrap();
     assert!(read_to_end(&mut ws, &mut session, &mut seen).await, "the second update is cut");
-    assert_eq!(session.updates_received(), 1);
+    assert_eq!(session.counters().updates, 1);
 }
 
 /// Datastore files as libvirt moves them: /folder with the SOAP session's cookie (or basic authentication),

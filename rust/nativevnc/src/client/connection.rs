@@ -117,9 +117,7 @@ pub(super) async fn connection(
         st.server = Some(init.clone());
         st.published = Some(Framebuffer::new(init.width, init.height));
         st.damage = Damage::default();
-        st.updates = 0;
-        st.pixel_updates = 0;
-        st.messages = 0;
+        st.counters = Default::default();
         st.rects.clear();
         st.absolute = false;
         st.ext_key_events = false;

@@ -17,6 +17,7 @@ use crate::handshake::ServerInit;
 use crate::image::Image;
 use crate::pixel::pack_bgr;
 use crate::runtime::{self, ProcessOwner};
+use crate::session::Counters;
 
 /// Queued input events beyond this many are refused, so a dead server cannot make the queue grow.
 const MAX_QUEUED_INPUT: usize = 65536;
@@ -156,6 +157,11 @@ impl Client {
         self.shared.lock().rects.iter().map(|(e, n)| (*e, *n)).collect()
     }
 
+    /// What the current connection received so far.
+    pub fn counters(&self) -> Counters {
+        self.shared.lock().counters
+    }
+
     /// Whether keys go out as scancodes (QEMU extended key events or VMware key events).
     pub fn uses_scancodes(&self) -> bool {
         let st = self.shared.lock();
@@ -166,9 +172,12 @@ impl Client {
     pub fn poll(&mut self) -> Result<Poll> {
         self.owner.check()?;
         let st = self.shared.lock();
-        let poll = Poll { updates: st.updates - self.polled_updates, messages: st.messages - self.polled_messages };
+        let poll = Poll {
+            updates: st.counters.updates - self.polled_updates,
+            messages: st.counters.messages - self.polled_messages,
+        };
         let error = st.error.clone();
-        self.polled_pixel_updates = st.pixel_updates;
+        self.polled_pixel_updates = st.counters.pixel_updates;
         drop(st);
         self.polled_updates += poll.updates;
         self.polled_messages += poll.messages;
@@ -185,7 +194,7 @@ impl Client {
         self.owner.check()?;
         let deadline = Instant::now() + timeout;
         let mut st = self.shared.lock();
-        while st.pixel_updates == self.polled_pixel_updates {
+        while st.counters.pixel_updates == self.polled_pixel_updates {
             if let Some(e) = &st.error {
                 return Err(e.clone());
             }
@@ -195,7 +204,7 @@ impl Client {
             }
             st = self.shared.changed.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
         }
-        self.polled_pixel_updates = st.pixel_updates;
+        self.polled_pixel_updates = st.counters.pixel_updates;
         Ok(true)
     }
 

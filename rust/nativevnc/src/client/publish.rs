@@ -37,7 +37,6 @@ pub(super) fn publish(shared: &Shared, generation: u64, session: &mut Session) {
                         st.damage.add(fb.bounds());
                     }
                 }
-                st.updates += 1;
                 updated = true;
             }
             Event::Resized { width, height } => {
@@ -81,8 +80,7 @@ pub(super) fn publish(shared: &Shared, generation: u64, session: &mut Session) {
             Event::Connected | Event::Bell | Event::CutText(_) | Event::Cursor(_) => {}
         }
     }
-    st.messages = session.messages_received();
-    st.pixel_updates = session.pixel_updates_received();
+    st.counters = session.counters();
     st.rects.clone_from(session.rects_by_encoding());
     drop(st);
     if updated {

@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use crate::error::Error;
 use crate::framebuffer::{Damage, Framebuffer, Rect};
 use crate::handshake::ServerInit;
+use crate::session::Counters;
 
 /// An input event waiting to be sent.
 #[derive(Debug)]
@@ -58,10 +59,8 @@ pub(super) struct State {
     pub(super) server: Option<ServerInit>,
     pub(super) published: Option<Framebuffer>,
     pub(super) damage: Damage,
-    pub(super) updates: u64,
-    /// Updates that carried pixels.
-    pub(super) pixel_updates: u64,
-    pub(super) messages: u64,
+    /// What the current connection's session received.
+    pub(super) counters: Counters,
     pub(super) rects: std::collections::BTreeMap<i32, u64>,
     pub(super) absolute: bool,
     pub(super) ext_key_events: bool,
@@ -90,9 +89,7 @@ impl Shared {
                 server: None,
                 published: None,
                 damage: Damage::default(),
-                updates: 0,
-                pixel_updates: 0,
-                messages: 0,
+                counters: Counters::default(),
                 rects: Default::default(),
                 absolute: false,
                 ext_key_events: false,

@@ -118,6 +118,20 @@ pub struct NvStatus {
     pub height: u16,
 }
 
+/// What [`nv_client_counters`] reports: what the current connection received so far.
+#[repr(C)]
+#[derive(Default)]
+pub struct NvCounters {
+    /// Server messages started.
+    pub messages: u64,
+    /// FramebufferUpdate messages completed.
+    pub updates: u64,
+    /// Completed updates that carried pixels.
+    pub pixel_updates: u64,
+    /// Pixels of the complete pixel rectangles.
+    pub pixels: u64,
+}
+
 pub struct NvClient(Client);
 
 #[no_mangle]
@@ -514,6 +528,25 @@ pub unsafe extern "C" fn nv_client_take_log(c: *mut NvClient, f: NvLogFn, ctx: *
         }
         Ok(())
     });
+}
+
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
+#[no_mangle]
+pub unsafe extern "C" fn nv_client_counters(c: *mut NvClient, out: *mut NvCounters) -> i32 {
+    status(guard(std::ptr::null_mut(), || {
+        // SAFETY: pointers from the caller, valid for the call.
+        let counters = unsafe { client(c)? }.counters();
+        let out = unsafe { out.as_mut() }.ok_or_else(|| Error::usage("no counters"))?;
+        *out = NvCounters {
+            messages: counters.messages,
+            updates: counters.updates,
+            pixel_updates: counters.pixel_updates,
+            pixels: counters.pixels,
+        };
+        Ok(())
+    }))
 }
 
 pub type NvCountFn = extern "C" fn(ctx: *mut c_void, encoding: i32, count: u64);
