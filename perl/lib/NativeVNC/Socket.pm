@@ -2,14 +2,14 @@ package NativeVNC::Socket;
 
 use v5.36;
 use Scalar::Util 'weaken';
-use Symbol 'gensym';
 
 our $VERSION = 'v0.1.0';
 
 # A file handle standing for a consoles::NativeVNC connection, so that code written for consoles::VNC's
 # IO::Socket (`close($vnc->socket)`, `$vnc->socket->close`) closes the native connection.
 sub new ($class, $vnc) {
-    my $fh = gensym;
+    # A new anonymous glob, as Symbol::gensym makes, without loading Symbol.
+    my $fh = \do { local *HANDLE };
     tie *$fh, $class, $vnc;
     return bless $fh, $class;
 }

@@ -1,7 +1,6 @@
 package consoles::NativeVNC;
 
 use v5.36;
-use feature 'state';
 use Time::HiRes ();
 
 use NativeVNC;
