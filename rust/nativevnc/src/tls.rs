@@ -268,10 +268,23 @@ fn describe_io_error(e: &std::io::Error) -> String {
     }
 }
 
+/// The system's trusted roots, read once per process: reading and parsing them takes milliseconds, and a
+/// console that logs in again would pay that on every connection. They are read without holding the cell
+/// (two first connections may both read them), so that a `fork()` meanwhile cannot leave the child a cell
+/// that stays locked.
+fn system_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    if let Some(roots) = ROOTS.get() {
+        return roots;
+    }
+    let roots = rustls_native_certs::load_native_certs().certs;
+    ROOTS.get_or_init(|| roots)
+}
+
 /// [`Policy::Verify`] with the system's roots and those of `ca_file`.
 fn ca_policy(ca_file: Option<&Path>, provider: &Arc<CryptoProvider>) -> Result<Policy, Error> {
     let mut roots = RootCertStore::empty();
-    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    roots.add_parsable_certificates(system_roots().iter().cloned());
     let listed = match ca_file {
         Some(path) => read_ca_file(path)?,
         None => Vec::new(),
