@@ -172,7 +172,9 @@ subtest 'the server closing mid-update: VNCProtocolError, then a relogin with a 
     is($guest->console_matches($vnc, 'before the close'), 0, 'screen');
     my $issued = $sim->stats->{tickets_issued};
     $sim->control('close');
-    my $e = error_of(sub { wait_until(10, 'the close noticed', sub { $vnc->_open_client->poll; 0 }, interval => 0.1) });
+    # The pixels of an update are read when they are drawn: what the console does in update_framebuffer.
+    my $e = error_of(sub {
+        wait_until(10, 'the close noticed', sub { $vnc->_draw; $vnc->_open_client->poll; 0 }, interval => 0.1) });
     isa_ok($e, 'NativeVNC::Error', 'the client reports the broken stream');
     is($e->kind, 'protocol', '... as a protocol error');
     type_text($vnc, "echo after > /tmp/relogin\n");

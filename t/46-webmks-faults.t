@@ -112,7 +112,8 @@ sub broken_stream ($name, $word, $break, $message, $bound, $logins = 1) {
         my $issued = $sim->stats->{tickets_issued};
         my $start = time;
         $break->();
-        my $e = error_of(sub { wait_until(10, 'the break noticed', sub { $vnc->_open_client->poll; 0 }) });
+        # The pixels of an update are read when they are drawn: what the console does in update_framebuffer.
+        my $e = error_of(sub { wait_until(10, 'the break noticed', sub { $vnc->_draw; $vnc->_open_client->poll; 0 }) });
         isa_ok($e, 'NativeVNC::Error', 'the client reports it');
         is(eval { $e->kind }, 'protocol', '... as a protocol error');
         like(message_of($e), $message, '... saying what happened') or diag message_of($e);

@@ -6,6 +6,9 @@
 
 #include "glue.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 static SV *
 nvx_opt(pTHX_ HV *hv, const char *key)
 {
@@ -231,6 +234,31 @@ nvx_tinycv_pixels(pTHX_ SV *image, UV width, UV height)
     return m->data;
 }
 
+/* Runs a call that waits (for an update to arrive or to be drawn) with every signal blocked on perl's thread,
+ * and restores the mask after: signals that arrive meanwhile stay pending and reach perl's handlers once the
+ * call returns. Perl counts signals it has not dispatched yet and dies from within its signal handler once
+ * 120 are pending, which a storm of signals reaches within milliseconds: that would unwind out of the core
+ * while it holds a lock or draws into the caller's image. The core's own threads block every signal too. */
+#define NVX_SIGNALS_DEFERRED(call)                                                                         \
+    do {                                                                                                   \
+        sigset_t nvx_all_, nvx_old_;                                                                       \
+        sigfillset(&nvx_all_);                                                                             \
+        pthread_sigmask(SIG_BLOCK, &nvx_all_, &nvx_old_);                                                  \
+        call;                                                                                              \
+        pthread_sigmask(SIG_SETMASK, &nvx_old_, NULL);                                                     \
+    } while (0)
+
+/* Seconds from perl as milliseconds for the core: negative is 0, more than about 46 days is 46 days. */
+static uint32_t
+nvx_timeout_ms(double seconds)
+{
+    if (!(seconds > 0))
+        return 0;
+    if (seconds > 4000000.0)
+        return 4000000000u;
+    return (uint32_t)(seconds * 1000.0);
+}
+
 static void
 nvx_count(void *ctx, int32_t encoding, uint64_t count)
 {
@@ -344,22 +372,20 @@ void
 poll(nv_client *c)
   PREINIT:
     uint64_t updates = 0, messages = 0;
+    int32_t pending = 0;
   PPCODE:
-    NVX_CHECK(nv_client_poll(c, &updates, &messages, &nvx_err));
-    EXTEND(SP, 2);
+    NVX_CHECK(nv_client_poll(c, &updates, &messages, &pending, &nvx_err));
+    EXTEND(SP, 3);
     mPUSHu((UV)updates);
     mPUSHu((UV)messages);
+    mPUSHi((IV)pending);
 
 int
 wait_update(nv_client *c, double timeout)
   PREINIT:
     nv_error *err = NULL;
   CODE:
-    if (timeout < 0)
-        timeout = 0;
-    if (timeout > 4000000.0)
-        timeout = 4000000.0;
-    RETVAL = nv_client_wait_update(c, (uint32_t)(timeout * 1000.0), &err);
+    NVX_SIGNALS_DEFERRED(RETVAL = nv_client_wait_update(c, nvx_timeout_ms(timeout), &err));
     if (RETVAL < 0)
         nvx_croak(aTHX_ err);
   OUTPUT:
@@ -382,21 +408,21 @@ take_damage(nv_client *c)
         PUSHs(sv_2mortal(SvREFCNT_inc(*av_fetch(rects, i, 0))));
 
 IV
-take_damage_tinycv(nv_client *c, SV *image, UV width, UV height)
+draw_tinycv(nv_client *c, SV *image, UV width, UV height, double timeout)
   PREINIT:
     unsigned char *pixels;
     nv_error *err = NULL;
     int64_t n;
   CODE:
     if (width > 65535 || height > 65535)
-        croak("NativeVNC::Client::take_damage_tinycv: %" UVuf "x%" UVuf " is too large", width, height);
+        croak("NativeVNC::Client::draw_tinycv: %" UVuf "x%" UVuf " is too large", width, height);
     pixels = nvx_tinycv_pixels(aTHX_ image, width, height);
     if (!pixels) {
         RETVAL = -1;
     }
     else {
-        n = nv_client_take_damage_bgr(c, pixels, (size_t)width * 3 * (size_t)height, (uint16_t)width,
-                                      (uint16_t)height, (size_t)width * 3, &err);
+        NVX_SIGNALS_DEFERRED(n = nv_client_draw_bgr(c, pixels, (size_t)width * 3 * (size_t)height, (uint16_t)width,
+                                                    (uint16_t)height, (size_t)width * 3, nvx_timeout_ms(timeout), &err));
         if (n < 0)
             nvx_croak(aTHX_ err);
         RETVAL = (IV)n;
@@ -405,12 +431,25 @@ take_damage_tinycv(nv_client *c, SV *image, UV width, UV height)
     RETVAL
 
 IV
-take_damage_image(nv_client *c, nv_image *img)
+draw_image(nv_client *c, nv_image *img, double timeout)
   PREINIT:
     nv_error *err = NULL;
     int64_t n;
   CODE:
-    n = nv_client_take_damage_image(c, img, &err);
+    NVX_SIGNALS_DEFERRED(n = nv_client_draw_image(c, img, nvx_timeout_ms(timeout), &err));
+    if (n < 0)
+        nvx_croak(aTHX_ err);
+    RETVAL = (IV)n;
+  OUTPUT:
+    RETVAL
+
+IV
+update(nv_client *c, double timeout)
+  PREINIT:
+    nv_error *err = NULL;
+    int64_t n;
+  CODE:
+    NVX_SIGNALS_DEFERRED(n = nv_client_update(c, nvx_timeout_ms(timeout), &err));
     if (n < 0)
         nvx_croak(aTHX_ err);
     RETVAL = (IV)n;

@@ -91,12 +91,17 @@ int nv_client_in_this_process(nv_client *c);
 void nv_client_disconnect(nv_client *c);
 int nv_client_status(nv_client *c, nv_status *out);
 int nv_client_counters(nv_client *c, nv_counters *out);
-int nv_client_poll(nv_client *c, uint64_t *updates, uint64_t *messages, nv_error **err);
+int nv_client_poll(nv_client *c, uint64_t *updates, uint64_t *messages, int32_t *pending, nv_error **err);
 int nv_client_wait_update(nv_client *c, uint32_t timeout_ms, nv_error **err);
 int64_t nv_client_take_damage(nv_client *c, nv_pixel_sink_fn sink, void *ctx, nv_error **err);
-int64_t nv_client_take_damage_bgr(nv_client *c, uint8_t *data, size_t len, uint16_t width, uint16_t height,
-                                  size_t stride, nv_error **err);
-int64_t nv_client_take_damage_image(nv_client *c, nv_image *img, nv_error **err);
+/* Draws the updates whose pixels arrived straight into the caller's B,G,R image (rows stride bytes apart), each
+ * update whole, waiting up to timeout_ms for the rest of one; returns the updates completed, or -1. After an
+ * error other than a wrong size the image may hold part of an update: do not show it. */
+int64_t nv_client_draw_bgr(nv_client *c, uint8_t *data, size_t len, uint16_t width, uint16_t height, size_t stride,
+                           uint32_t timeout_ms, nv_error **err);
+int64_t nv_client_draw_image(nv_client *c, nv_image *img, uint32_t timeout_ms, nv_error **err);
+/* The same onto the client's own screen (what take_damage and snapshot read). */
+int64_t nv_client_update(nv_client *c, uint32_t timeout_ms, nv_error **err);
 int nv_client_key(nv_client *c, uint32_t keysym, int32_t down, nv_error **err);
 int nv_client_pointer(nv_client *c, uint8_t buttons, int64_t x, int64_t y, nv_error **err);
 int nv_client_request_update(nv_client *c, int32_t incremental, uint16_t x, uint16_t y, uint16_t w, uint16_t h,

@@ -41,9 +41,12 @@ NativeVNC - a VNC client with a Rust core: the low-level session API
 This is the thin layer over the Rust core. Most users want L<consoles::NativeVNC>, the drop-in
 replacement for os-autoinst's C<consoles::VNC> built on it.
 
-A connection runs in a background thread of the core that reads and decodes whatever the server sends;
-calls from Perl only collect what arrived, queue input, or wait with a timeout. Complete framebuffer
-updates are published atomically: a caller never sees half an update.
+A connection runs in a background thread of the core that reads whatever the server sends and handles its
+messages; calls from Perl collect what arrived, queue input, or wait with a timeout. The pixels of a
+framebuffer update are the exception: they wait in the socket until the caller lends an image to draw them
+on (L</draw_tinycv>, L</draw_image>, or the client's own screen through L</update> and L</wait_update>).
+The core then decodes them straight into that image while the call waits, each update whole: a caller
+never sees half an update, and a console keeps one screen, its own image, and no copy of it.
 
 Every failure dies with a L<NativeVNC::Error> object that has a C<kind> (C<connect>, C<auth>,
 C<protocol>, C<timeout>, C<usage>, C<internal>, C<setup>) and a C<message>. Messages never contain the password.
@@ -218,33 +221,46 @@ width times its height).
 
 =head2 poll
 
-C<($updates, $messages)>: framebuffer updates completed and server messages started since the previous
-poll. Dies with the connection's error (kind C<protocol> or C<timeout>) once it has broken and no update
-is left to report.
+C<($updates, $messages, $pending)>: framebuffer updates completed and server messages started since the
+previous poll, and whether the pixels of an update wait to be drawn (L</draw_tinycv>). Dies with the
+connection's error (kind C<protocol> or C<timeout>) once it has broken and no update is left to report.
+
+=head2 draw_tinycv($image, $width, $height, $seconds)
+
+Draws the framebuffer updates whose pixels arrived straight into a C<tinycv::Image> of C<$width> x
+C<$height> (the screen's size), one after another and each whole, and returns how many updates completed
+(0 at once when none waits). While an update is not all there yet, the connection reads the rest for up to
+C<$seconds>. The image's OpenCV matrix is checked field by field first (magic value, type, size as tinycv
+reports it, consistent pointers and row step); if anything differs from the expected layout, nothing is
+drawn and it returns -1, so that the caller can use L</update> and L</take_damage> with tinycv's
+C<map_raw_data> instead.
+
+Dies (kind C<usage>, image untouched) if the screen no longer has that size: make an image of the new
+size (L</status>) and call again. Any other failure ends the connection, and the image may then hold part
+of an update: do not show it.
+
+=head2 draw_image($image, $seconds)
+
+The same for a L<NativeVNC::Image> of the screen's size.
+
+=head2 update($seconds)
+
+The same onto the client's own screen, which the client makes (black) in the screen's size on first use
+and after a resize; it is what L</take_damage> and L</snapshot> read. A console draws on its own image
+instead and keeps no such copy.
 
 =head2 wait_update($seconds)
 
 Waits up to C<$seconds> for a framebuffer update that carries pixels (servers also send updates with only
-pseudo-encodings, e.g. right after SetEncodings) and arrived after the connect, the last L</poll> or the
-last successful C<wait_update>; true if there is one.
+pseudo-encodings, e.g. right after SetEncodings) and completed after the connect, the last L</poll> or the
+last successful C<wait_update>, drawing onto the client's own screen meanwhile (L</update>; an update
+whose pixels started to arrive gets up to 2 s more to complete); true if there is one.
 
 =head2 take_damage
 
-The rectangles changed since the last call, each C<[$x, $y, $w, $h, $pixels]>, C<$pixels> holding
-C<$w * $h> pixels of 4 bytes (blue, green, red, 0), row after row. This is the format
+The rectangles of the client's own screen drawn since the last call, each C<[$x, $y, $w, $h, $pixels]>,
+C<$pixels> holding C<$w * $h> pixels of 4 bytes (blue, green, red, 0), row after row. This is the format
 C<< tinycv::new_vncinfo(0, 1, 4, 255, 16, 255, 8, 255, 0) >> describes.
-
-=head2 take_damage_tinycv($image, $width, $height)
-
-Copies the rectangles changed since the last call straight into a C<tinycv::Image> of C<$width> x
-C<$height> (the screen's size) and returns how many there were. The image's OpenCV matrix is checked
-field by field first (magic value, type, size as tinycv reports it, consistent pointers and row step); if
-anything differs from the expected layout, nothing is copied and it returns -1, so that the caller can use
-L</take_damage> with tinycv's C<map_raw_data> instead. Dies if the screen no longer has that size.
-
-=head2 take_damage_image($image)
-
-The same for a L<NativeVNC::Image> of the screen's size.
 
 =head2 key($keysym, $down)
 
@@ -265,7 +281,7 @@ Log lines the connection produced since the last call, each C<[$is_warning, $mes
 
 =head2 snapshot
 
-A L<NativeVNC::Image> copy of the current screen.
+A L<NativeVNC::Image> copy of the client's own screen (L</update>); dies if it has none yet.
 
 =head2 encoding_counts
 

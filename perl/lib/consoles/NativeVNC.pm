@@ -258,40 +258,46 @@ sub _new_image ($self, $width, $height) {
     return tinycv::new($width, $height);
 }
 
-# Copies the rectangles that changed into the framebuffer image (only those): straight into the image's
-# memory, or through tinycv's map_raw_data when the image's layout is not the expected one.
-sub _apply_damage ($self) {
+# Draws the updates whose pixels arrived into the framebuffer image, straight into its memory; returns how
+# many updates completed. A new image is made for the first screen and after a resize, and becomes the
+# framebuffer once something was drawn on it. A failure that may have left part of an update in the image
+# drops the image, so that nobody sees it: the login that follows brings a whole new screen.
+sub _draw ($self) {
     my $client = $self->_open_client;
-    for my $attempt (1 .. 2) {
-        my $status = $client->status;
-        my ($width, $height) = @{$status}{qw(width height)};
-        $self->width($width);
-        $self->height($height);
-        $self->absolute($status->{absolute});
-        my $fb = $self->_framebuffer;
-        unless ($fb && $fb->xres == $width && $fb->yres == $height) {
-            $fb = $self->_new_image($width, $height);
-            $self->_framebuffer($fb);
+    my $fb = $self->_framebuffer;
+    for my $attempt (1 .. 3) {
+        $fb //= $self->_new_image(@{$client->status}{qw(width height)});
+        my $drawn = _try(sub { $self->_draw_into($client, $fb) });
+        if (defined $drawn) {
+            $self->_framebuffer($fb) if $drawn;
+            return $drawn;
         }
-        my $copied = _try(sub {
-            return $client->take_damage_image($fb) unless _use_tinycv();
-            return 1 if $client->take_damage_tinycv($fb, $width, $height) >= 0;
-            $self->_map_damage($fb);
-            1;
-        });
-        return if defined $copied;
         my $e = $@;
-        # The screen was resized since the status was read: size the image again.
-        die $e unless ref $e && $e->isa('NativeVNC::Error') && $e->kind eq 'usage' && $attempt == 1;
+        # The screen was resized: draw on an image of the new size (the old one is untouched).
+        if (ref $e && $e->isa('NativeVNC::Error') && $e->kind eq 'usage' && $attempt < 3) {
+            $fb = undef;
+            next;
+        }
+        $self->_framebuffer(undef) unless ref $e && $e->isa('NativeVNC::Error') && $e->kind eq 'usage';
+        die $e;
     }
 }
 
-sub _map_damage ($self, $fb) {
+# An update whose pixels started to arrive gets this long to complete: os-autoinst's stall threshold.
+sub _draw_timeout () { _var('VNC_STALL_THRESHOLD') // 4 }
+
+sub _draw_into ($self, $client, $fb) {
+    return $client->draw_image($fb, _draw_timeout) unless _use_tinycv();
+    my $drawn = $client->draw_tinycv($fb, $fb->xres, $fb->yres, _draw_timeout);
+    return $drawn if $drawn >= 0;
+    # The image is not laid out as expected: draw on the client's own screen and copy through tinycv.
     unless ($self->{_map_raw_data_noted}++) {
         _diag('consoles::NativeVNC: unexpected tinycv image layout, copying screen updates with map_raw_data');
     }
+    $drawn = $client->update(_draw_timeout);
     my $info = $self->vncinfo;
-    $fb->map_raw_data($_->[4], @$_[0 .. 3], $info) for $self->{_client}->take_damage;
+    $fb->map_raw_data($_->[4], @$_[0 .. 3], $info) for $client->take_damage;
+    return $drawn;
 }
 
 # Collects what arrived since the last call; true if at least one framebuffer update did. A broken stream
@@ -300,7 +306,14 @@ sub _map_damage ($self, $fb) {
 # VNC_CONNECT_SLEEP until the server is back, so the backend neither blocks nor dies meanwhile.
 sub update_framebuffer ($self) {
     return 0 if $self->{_server_away} && !$self->_relogin_after_outage;
-    my ($updates, $messages) = _try(sub { $self->_open_client->poll });
+    my ($updates, $messages) = _try(sub {
+        my $client = $self->_open_client;
+        my ($updates, $messages, $pending) = $client->poll;
+        return ($updates, $messages) unless $pending;
+        $self->_draw;
+        my ($drawn, $started) = $client->poll;
+        return ($updates + $drawn, $messages + $started);
+    });
     if (my $e = $@) {
         die $e unless ref $e && $e->isa('NativeVNC::Error') && ($e->kind eq 'protocol' || $e->kind eq 'timeout');
         $self->_flush_log;
@@ -319,7 +332,16 @@ sub update_framebuffer ($self) {
     $self->_vnc_stalled(0) if $messages;
     if ($updates) {
         $self->_last_update_received(Time::HiRes::time);
-        $self->_apply_damage;
+        my $status = $self->_open_client->status;
+        $self->width($status->{width});
+        $self->height($status->{height});
+        $self->absolute($status->{absolute});
+        # An update of pseudo-rectangles alone still means the screen exists (black until drawn), so that the
+        # next request is incremental, as with consoles::VNC: TigerVNC answers every full request with the
+        # screen's size alone.
+        my $fb = $self->_framebuffer;
+        $self->_framebuffer($self->_new_image($self->width, $self->height))
+          unless $fb && $fb->xres == $self->width && $fb->yres == $self->height;
     }
     $self->_flush_log;
     return $updates ? 1 : 0;
@@ -491,8 +513,9 @@ consoles::NativeVNC - drop-in replacement for os-autoinst's consoles::VNC, with 
 
 An object with the interface and the semantics of os-autoinst's C<consoles::VNC>, so that
 C<consoles::vnc_base> and the backends can use it in its place. The RFB protocol, decoding and the socket
-live in the Rust core (L<NativeVNC>): a background thread keeps reading and decoding, and
-L</update_framebuffer> only copies the rectangles that changed into the framebuffer image.
+live in the Rust core (L<NativeVNC>): a background thread keeps reading the server's messages, and
+L</update_framebuffer> lends it the framebuffer image to decode the pixels of arrived updates straight
+into, each update whole. The image is the console's only copy of the screen.
 
 Differences from C<consoles::VNC> worth knowing:
 
@@ -556,7 +579,10 @@ and says to set C<VMWARE_VNC_OVER_WS=1>.
 
 =head2 update_framebuffer
 
-Collects what arrived; returns true if a framebuffer update did. On a broken stream logs
+Collects what arrived, drawing the updates whose pixels arrived into the framebuffer image (an update
+whose pixels started to arrive gets C<VNC_STALL_THRESHOLD> seconds, default 4, to complete; one that does
+not is a broken stream, and the image, which may hold part of it, is dropped until the next login brings
+a whole screen); returns true if a framebuffer update completed. On a broken stream logs
 C<Error in VNC protocol - relogin: ...> and logs in again. While C<check_vnc_stalls> is off
 (C<disable_vnc_stalls>, around reboots), a broken stream means the server went away for a while: it is
 logged once, and each later call makes one connection attempt per C<VNC_CONNECT_SLEEP> seconds (one ticket

@@ -15,7 +15,6 @@ use nativevnc::client::{Client, ConnectOptions, LogLine, Retry};
 use nativevnc::encoding;
 use nativevnc::error::{Error, ErrorKind, Result};
 use nativevnc::handshake::Credentials;
-use nativevnc::image::Image;
 use nativevnc::keys::{self, ChordTiming};
 use nativevnc::webmks::{Webmks, WebmksSettings};
 
@@ -352,7 +351,7 @@ fn check_image_name(out: &Path) -> Result<()> {
 fn screenshot(server: &Server, out: &Path, timeout: f64) -> Result<()> {
     check_image_name(out)?;
     let client = connect(server, timeout)?;
-    let image = client.with_framebuffer(Image::from_framebuffer)?.ok_or_else(|| Error::protocol("no screen"))?;
+    let image = client.snapshot()?.ok_or_else(|| Error::protocol("no screen"))?;
     image.write(out)?;
     println!("{}", out.display());
     Ok(())

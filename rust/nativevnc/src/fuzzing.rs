@@ -334,7 +334,7 @@ fn run_decoder(
     let (mut start, mut end) = (0, piece.min(input.len()));
     loop {
         let offered = &input[start..end];
-        let mut ctx = Ctx { pixels, fb: &mut *fb, streams: &mut streams, limits: &limits, scratch: &mut scratch };
+        let mut ctx = Ctx { pixels, fb: fb.canvas(), streams: &mut streams, limits: &limits, scratch: &mut scratch };
         match decoder.decode(rect, offered, &mut ctx) {
             Err(_) => return Decoded::Failed,
             Ok(Progress::Done(used)) => {

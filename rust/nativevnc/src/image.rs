@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::framebuffer::{Framebuffer, Rect};
+use crate::framebuffer::{Canvas, Framebuffer, Rect, BYTES_PER_PIXEL};
 use crate::pixel::Rgb;
 
 /// Largest image accepted, in pixels; the same bound as the default framebuffer limit.
@@ -13,9 +13,7 @@ const MAX_PIXELS: u64 = 8192 * 8192;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
-    width: u16,
-    height: u16,
-    pixels: Vec<Rgb>,
+    fb: Framebuffer,
 }
 
 impl Image {
@@ -26,36 +24,44 @@ impl Image {
                 "an image of {width}x{height} pixels is larger than {MAX_PIXELS} pixels"
             )));
         }
-        Ok(Image { width, height, pixels: vec![0; usize::from(width) * usize::from(height)] })
+        Ok(Image { fb: Framebuffer::new(width, height) })
     }
 
     pub fn from_framebuffer(fb: &Framebuffer) -> Self {
-        Image { width: fb.width(), height: fb.height(), pixels: fb.pixels().to_vec() }
+        Image { fb: fb.clone() }
     }
 
     pub fn width(&self) -> u16 {
-        self.width
+        self.fb.width()
     }
 
     pub fn height(&self) -> u16 {
-        self.height
+        self.fb.height()
+    }
+
+    /// The image to draw on.
+    pub fn canvas(&mut self) -> Canvas<'_> {
+        self.fb.canvas()
     }
 
     /// The pixel at (`x`, `y`) as `0x00RRGGBB`, or `None` outside the image.
     pub fn pixel(&self, x: u32, y: u32) -> Option<Rgb> {
-        if x >= u32::from(self.width) || y >= u32::from(self.height) {
-            return None;
-        }
-        Some(self.pixels[y as usize * usize::from(self.width) + x as usize])
+        let (x, y) = (u16::try_from(x).ok()?, u16::try_from(y).ok()?);
+        (x < self.width() && y < self.height()).then(|| self.fb.get(x, y))
     }
 
     /// Copies `rect.w * rect.h` pixels given as little-endian `u32` `0x00RRGGBB` (what
     /// [`crate::client::Client::take_damage`] produces) into `rect`.
     pub fn blit(&mut self, rect: &Rect, data: &[u8]) -> Result<()> {
-        if rect.right() > u32::from(self.width) || rect.bottom() > u32::from(self.height) {
+        if rect.right() > u32::from(self.width()) || rect.bottom() > u32::from(self.height()) {
             return Err(Error::usage(format!(
                 "rectangle {}x{} at {},{} does not fit the {}x{} image",
-                rect.w, rect.h, rect.x, rect.y, self.width, self.height
+                rect.w,
+                rect.h,
+                rect.x,
+                rect.y,
+                self.width(),
+                self.height()
             )));
         }
         if data.len() as u64 != rect.area() * 4 {
@@ -71,31 +77,22 @@ impl Image {
             return Ok(());
         }
         let w = usize::from(rect.w);
-        for (dy, src) in data.chunks_exact(w * 4).enumerate() {
-            let o = (usize::from(rect.y) + dy) * usize::from(self.width) + usize::from(rect.x);
-            for (d, s) in self.pixels[o..o + w].iter_mut().zip(src.chunks_exact(4)) {
-                *d = u32::from_le_bytes([s[0], s[1], s[2], 0]);
+        let mut canvas = self.fb.canvas();
+        for (y, src) in (rect.y..).zip(data.chunks_exact(w * 4)) {
+            for (d, s) in canvas.row_mut(rect.x, y, rect.w).chunks_exact_mut(BYTES_PER_PIXEL).zip(src.chunks_exact(4)) {
+                d.copy_from_slice(&s[..3]);
             }
         }
         Ok(())
     }
 
-    /// Copies rectangle `r` of `fb`, which has this image's size, into the image.
-    pub fn copy_from(&mut self, fb: &Framebuffer, r: &Rect) {
-        let w = usize::from(self.width);
-        for y in r.y..r.y + r.h {
-            let o = usize::from(y) * w + usize::from(r.x);
-            self.pixels[o..o + usize::from(r.w)].copy_from_slice(fb.row(r.x, y, r.w));
-        }
-    }
-
     /// R, G, B bytes, row after row.
     pub fn rgb_bytes(&self) -> Vec<u8> {
-        self.pixels.iter().flat_map(|p| [(p >> 16) as u8, (p >> 8) as u8, *p as u8]).collect()
+        self.fb.bytes().chunks_exact(BYTES_PER_PIXEL).flat_map(|p| [p[2], p[1], p[0]]).collect()
     }
 
     pub fn write_png(&self, out: impl Write) -> Result<()> {
-        let mut encoder = png::Encoder::new(out, self.width.into(), self.height.into());
+        let mut encoder = png::Encoder::new(out, self.width().into(), self.height().into());
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
         encoder.set_compression(png::Compression::Fast);
@@ -107,7 +104,7 @@ impl Image {
 
     pub fn write_ppm(&self, mut out: impl Write) -> Result<()> {
         let err = |e: std::io::Error| Error::usage(format!("writing PPM: {e}"));
-        write!(out, "P6\n{} {}\n255\n", self.width, self.height).map_err(err)?;
+        write!(out, "P6\n{} {}\n255\n", self.width(), self.height()).map_err(err)?;
         out.write_all(&self.rgb_bytes()).map_err(err)
     }
 

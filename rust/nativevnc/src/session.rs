@@ -3,7 +3,10 @@
 //! A [`Session`] owns no socket and no clock. The transport appends received bytes to
 //! [`Session::input`] (or calls [`Session::feed`]), calls [`Session::process`], writes out what
 //! [`Session::take_output`] returns and reacts to [`Session::next_event`]. Pixels land in the session's
-//! [`Framebuffer`] with the touched rectangles recorded in a [`Damage`] list.
+//! own [`Framebuffer`] ([`Session::new`]), or, for a session made with [`Session::drawing_elsewhere`], on
+//! the [`Canvas`] each call of [`Session::process_on`] lends it: such a session keeps no pixels, and
+//! stops before the pixel data of a rectangle until it is given a canvas of the screen's size
+//! ([`Session::wants_canvas`]). The touched rectangles are recorded in a [`Damage`] list either way.
 //!
 //! The messages are parsed by the types of [`crate::server_messages`] (and the handshake by
 //! [`Handshake`]); the session dispatches on what they return: it keeps the state between messages, turns
@@ -27,7 +30,7 @@ use crate::config::{Config, Limits};
 use crate::decode::cursor::CursorShape;
 use crate::decode::{Ctx, Decoder, Progress, Scratch, Streams};
 use crate::error::ProtocolError;
-use crate::framebuffer::{Damage, Framebuffer, Rect};
+use crate::framebuffer::{Canvas, Damage, Framebuffer, Rect};
 use crate::handshake::{Credentials, Handshake, ServerInit};
 use crate::messages::{vmw_client_caps, vmw_server_caps, ClientMessage};
 use crate::pixel::PixelReader;
@@ -97,7 +100,8 @@ struct RectInProgress {
 struct Open {
     init: ServerInit,
     pixels: PixelReader,
-    fb: Framebuffer,
+    /// The screen, for a session that keeps its own ([`Session::new`]).
+    own: Option<Framebuffer>,
     streams: Streams,
     scratch: Scratch,
     damage: Damage,
@@ -121,15 +125,23 @@ enum Phase {
 
 pub struct Session {
     config: Config,
+    /// Whether the session keeps its own framebuffer.
+    keeps_pixels: bool,
     phase: Phase,
     input: Vec<u8>,
     output: Vec<u8>,
     events: VecDeque<Event>,
-    counters: Counters,
-    /// Rectangles received per encoding (pseudo-encodings included).
-    rects: std::collections::BTreeMap<i32, u64>,
+    received: Received,
     /// The error that ended the session, answered to every later call.
     error: Option<ProtocolError>,
+}
+
+/// What a session received so far: the counters, and the rectangles per encoding (pseudo-encodings
+/// included).
+#[derive(Debug, Default)]
+struct Received {
+    counters: Counters,
+    rects: std::collections::BTreeMap<i32, u64>,
 }
 
 /// What a session received so far.
@@ -150,18 +162,28 @@ impl Session {
         let handshake = Handshake::new(credentials, config.shared);
         Session {
             config,
+            keeps_pixels: true,
             phase: Phase::Handshake(handshake),
             input: Vec::new(),
             output: Vec::new(),
             events: VecDeque::new(),
-            counters: Counters::default(),
-            rects: Default::default(),
+            received: Received::default(),
             error: None,
         }
     }
 
+    /// A session that keeps no framebuffer: it draws on the canvas [`Self::process_on`] lends it.
+    pub fn drawing_elsewhere(config: Config, credentials: Credentials) -> Self {
+        Session { keeps_pixels: false, ..Session::new(config, credentials) }
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Bytes received and not processed yet.
+    pub fn buffered(&self) -> usize {
+        self.input.len()
     }
 
     /// The buffer received bytes go into; call [`Self::process`] after appending.
@@ -176,13 +198,25 @@ impl Session {
         self.process()
     }
 
-    /// Processes the buffered input as far as it goes. An error is final: the connection must be closed, and
-    /// every later call answers with the same error.
+    /// Processes the buffered input as far as it goes: without a framebuffer of its own, up to the pixel
+    /// data of a rectangle. An error is final: the connection must be closed, and every later call answers
+    /// with the same error.
     pub fn process(&mut self) -> Result<(), ProtocolError> {
+        self.process_with(None)
+    }
+
+    /// Processes the buffered input as far as it goes, drawing on `canvas` (a session that keeps its own
+    /// framebuffer draws there instead). Stops before pixel data while the canvas does not have the
+    /// screen's size (after a resize).
+    pub fn process_on(&mut self, canvas: &mut Canvas) -> Result<(), ProtocolError> {
+        self.process_with(Some(canvas))
+    }
+
+    fn process_with(&mut self, mut canvas: Option<&mut Canvas>) -> Result<(), ProtocolError> {
         self.failed()?;
         let input = std::mem::take(&mut self.input);
         let mut r = Reader::new(&input);
-        let result = self.run(&mut r);
+        let result = self.run(&mut r, &mut canvas);
         let used = r.consumed();
         self.input = input;
         self.input.drain(..used);
@@ -202,7 +236,7 @@ impl Session {
         self.error.clone().map_or(Ok(()), Err)
     }
 
-    fn run(&mut self, r: &mut Reader) -> Result<(), ProtocolError> {
+    fn run(&mut self, r: &mut Reader, canvas: &mut Option<&mut Canvas>) -> Result<(), ProtocolError> {
         loop {
             let step = match &mut self.phase {
                 Phase::Handshake(hs) => match hs.advance(r, &mut self.output, &self.config.limits) {
@@ -216,10 +250,10 @@ impl Session {
                     let mut step = r.clone();
                     let result = open.step(
                         &mut step,
+                        canvas.as_deref_mut(),
                         &self.config,
                         &mut self.events,
-                        &mut self.counters,
-                        &mut self.rects,
+                        &mut self.received,
                         &mut self.output,
                     );
                     if result.is_ok() {
@@ -243,13 +277,13 @@ impl Session {
             ClientMessage::SetPixelFormat(pf).encode(&mut self.output);
         }
         ClientMessage::SetEncodings(self.config.encodings.clone()).encode(&mut self.output);
-        let fb = Framebuffer::new(init.width, init.height);
+        let own = self.keeps_pixels.then(|| Framebuffer::new(init.width, init.height));
         let mut damage = Damage::default();
-        damage.add(fb.bounds());
+        damage.add(Rect::new(0, 0, init.width, init.height));
         self.phase = Phase::Open(Box::new(Open {
             init,
             pixels: PixelReader::new(format),
-            fb,
+            own,
             streams: Streams::default(),
             scratch: Scratch::default(),
             damage,
@@ -280,8 +314,25 @@ impl Session {
         self.open_ref().map(|o| &o.init)
     }
 
+    /// The session's own framebuffer, if it keeps one and the handshake is done.
     pub fn framebuffer(&self) -> Option<&Framebuffer> {
-        self.open_ref().map(|o| &o.fb)
+        self.open_ref().and_then(|o| o.own.as_ref())
+    }
+
+    /// The screen's size (after any resize), once the handshake is done.
+    pub fn screen_size(&self) -> Option<(u16, u16)> {
+        self.open_ref().map(|o| (o.init.width, o.init.height))
+    }
+
+    /// Whether processing waits for a canvas: the pixel data of a rectangle comes next, and the session keeps
+    /// no framebuffer (or the canvas it was given has another size than the screen).
+    pub fn wants_canvas(&self) -> bool {
+        self.open_ref().is_some_and(|o| o.own.is_none() && matches!(o.incoming, Incoming::Update { rect: Some(_), .. }))
+    }
+
+    /// Whether the session is between server messages (not inside an update, whatever input is buffered).
+    pub fn between_messages(&self) -> bool {
+        self.open_ref().is_some_and(|o| matches!(o.incoming, Incoming::Idle))
     }
 
     /// Rectangles changed since the last call.
@@ -309,12 +360,12 @@ impl Session {
 
     /// What was received so far.
     pub fn counters(&self) -> Counters {
-        self.counters
+        self.received.counters
     }
 
     /// Rectangles received so far, per encoding number.
     pub fn rects_by_encoding(&self) -> &std::collections::BTreeMap<i32, u64> {
-        &self.rects
+        &self.received.rects
     }
 
     pub fn next_event(&mut self) -> Option<Event> {
@@ -386,10 +437,10 @@ impl Session {
     /// A FramebufferUpdateRequest for the whole framebuffer; false, sending nothing, when [`Self::send`]
     /// would.
     pub fn request_update(&mut self, incremental: bool) -> bool {
-        let Some(bounds) = self.framebuffer().map(Framebuffer::bounds) else {
+        let Some((width, height)) = self.screen_size() else {
             return false;
         };
-        self.send(&ClientMessage::FramebufferUpdateRequest { incremental, rect: bounds })
+        self.send(&ClientMessage::FramebufferUpdateRequest { incremental, rect: Rect::new(0, 0, width, height) })
     }
 }
 
@@ -400,16 +451,16 @@ impl Open {
     fn step(
         &mut self,
         r: &mut Reader,
+        canvas: Option<&mut Canvas>,
         config: &Config,
         events: &mut VecDeque<Event>,
-        counters: &mut Counters,
-        rects: &mut std::collections::BTreeMap<i32, u64>,
+        received: &mut Received,
         output: &mut Vec<u8>,
     ) -> Parse<()> {
         match &mut self.incoming {
             Incoming::Idle => {
                 self.message_header(r, config, events, output)?;
-                counters.messages += 1;
+                received.counters.messages += 1;
                 Ok(())
             }
             Incoming::Skip { left } => {
@@ -426,9 +477,9 @@ impl Open {
             }
             Incoming::Update { remaining: 0, rect: None } => {
                 self.incoming = Incoming::Idle;
-                counters.updates += 1;
+                received.counters.updates += 1;
                 if std::mem::take(&mut self.update_has_pixels) {
-                    counters.pixel_updates += 1;
+                    received.counters.pixel_updates += 1;
                 }
                 // As VMware's client does, but with render time 0: the update is drawn once it is decoded
                 // (wmks.js reports its drawing time plus 2 ms).
@@ -440,10 +491,10 @@ impl Open {
             }
             Incoming::Update { rect: None, .. } => {
                 let encoding = self.rect_header(r, config, events)?;
-                *rects.entry(encoding).or_default() += 1;
+                *received.rects.entry(encoding).or_default() += 1;
                 Ok(())
             }
-            Incoming::Update { rect: Some(_), .. } => self.rect_data(r, &config.limits, counters),
+            Incoming::Update { rect: Some(_), .. } => self.rect_data(r, canvas, &config.limits, &mut received.counters),
         }
     }
 
@@ -507,7 +558,7 @@ impl Open {
         let header = RectHeader::read(r)?;
         let RectHeader { area, encoding } = header;
         if let Some(decoder) = Decoder::new(encoding).filter(|_| header.has_pixel_data()) {
-            self.fb.check(&area, crate::encoding::name(encoding))?;
+            area.check_inside(self.init.width, self.init.height, crate::encoding::name(encoding))?;
             self.update_has_pixels = true;
             self.set_current(Some(RectInProgress { rect: area, decoder }));
             return Ok(encoding);
@@ -543,17 +594,25 @@ impl Open {
         Ok(encoding)
     }
 
-    fn rect_data(&mut self, r: &mut Reader, limits: &Limits, counters: &mut Counters) -> Parse<()> {
+    /// Decodes pixel data of the current rectangle onto the session's own framebuffer or, if it keeps
+    /// none, onto `canvas`; without either (or with a canvas of another size) it waits: `Incomplete`.
+    fn rect_data(
+        &mut self,
+        r: &mut Reader,
+        canvas: Option<&mut Canvas>,
+        limits: &Limits,
+        counters: &mut Counters,
+    ) -> Parse<()> {
         let Incoming::Update { rect: Some(current), .. } = &mut self.incoming else {
             unreachable!("rect_data runs only with a rectangle in progress");
         };
-        let mut ctx = Ctx {
-            pixels: &self.pixels,
-            fb: &mut self.fb,
-            streams: &mut self.streams,
-            limits,
-            scratch: &mut self.scratch,
+        let size = (self.init.width, self.init.height);
+        let fb = match (&mut self.own, canvas) {
+            (Some(own), _) => own.canvas(),
+            (None, Some(lent)) if (lent.width(), lent.height()) == size => lent.reborrow(),
+            (None, _) => return Err(ReadError::Incomplete),
         };
+        let mut ctx = Ctx { pixels: &self.pixels, fb, streams: &mut self.streams, limits, scratch: &mut self.scratch };
         match current.decoder.decode(&current.rect, r.rest(), &mut ctx)? {
             Progress::Done(used) => {
                 r.skip(used)?;
@@ -586,12 +645,14 @@ impl Open {
     /// the unchanged size (TigerVNC answers every full update request with ExtendedDesktopSize): then nothing
     /// happens.
     fn resize(&mut self, w: u16, h: u16, events: &mut VecDeque<Event>) {
-        if (w, h) == (self.fb.width(), self.fb.height()) {
+        if (w, h) == (self.init.width, self.init.height) {
             return;
         }
-        self.fb = Framebuffer::new(w, h);
+        if self.own.is_some() {
+            self.own = Some(Framebuffer::new(w, h));
+        }
         self.damage.take();
-        self.damage.add(self.fb.bounds());
+        self.damage.add(Rect::new(0, 0, w, h));
         self.init.width = w;
         self.init.height = h;
         events.push_back(Event::Resized { width: w, height: h });

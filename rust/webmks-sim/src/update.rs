@@ -81,8 +81,8 @@ impl UpdateBuilder {
             self.header(r, enc::RAW);
             self.body.reserve(r.area() as usize * 4);
             for y in r.y..r.y + r.h {
-                for &p in fb.row(r.x, y, r.w) {
-                    self.body.extend_from_slice(&p.to_le_bytes());
+                for p in fb.row(r.x, y, r.w).chunks_exact(3) {
+                    self.body.extend_from_slice(&[p[0], p[1], p[2], 0]);
                 }
             }
         }
@@ -182,18 +182,18 @@ mod tests {
     fn picture(w: u16, h: u16) -> Framebuffer {
         let mut fb = Framebuffer::new(w, h);
         let mut seed = 0x1234_5678u32;
-        let mut px = Vec::new();
+        let mut canvas = fb.canvas();
         for y in 0..h {
             for x in 0..w {
                 seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                px.push(match (x < w / 2, y < h * 3 / 4) {
+                let px = match (x < w / 2, y < h * 3 / 4) {
                     (true, true) => seed >> 8 & 0xff_ffff,
                     (false, true) => 0x00c0_ffee,
                     _ => (u32::from(x) * 0x10101) & 0xff_ffff,
-                });
+                };
+                canvas.fill(&Rect::new(x, y, 1, 1), px);
             }
         }
-        fb.put(&fb.bounds(), &px);
         fb
     }
 

@@ -1,6 +1,6 @@
 //! The connection task: acquires a webmks ticket if the target needs one, connects, runs the handshake,
-//! then reads and decodes until stopped or broken, publishing every complete update and sending queued
-//! input. For a webmks target every connection logs in to vSphere for a fresh ticket and logs out once
+//! then reads and processes the server's messages until stopped or broken, sending queued input. The pixels
+//! of an update wait in the socket until the caller lends an image to draw them on ([`super::lend`]). For a webmks target every connection logs in to vSphere for a fresh ticket and logs out once
 //! the ticket is used.
 
 use std::collections::VecDeque;
@@ -10,17 +10,20 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::lend::{self, Drawn, Lend};
 use super::options::{ConnectOptions, Target};
 use super::publish::publish;
 use super::shared::{Input, Shared};
 use super::show_seconds;
 use crate::error::{Error, Result};
-use crate::framebuffer::{Damage, Framebuffer};
 use crate::handshake::ServerInit;
 use crate::messages::ClientMessage;
 use crate::session::Session;
 use crate::tls::Verification;
 use crate::transport::{self, Reader, Writer};
+
+/// How much is read ahead while the pixels of an update wait for an image to be drawn on.
+const READ_AHEAD: usize = 64 * 1024;
 
 /// What the connection task hands its writer.
 enum Outgoing {
@@ -115,8 +118,7 @@ pub(super) async fn connection(
         }
         st.connected = true;
         st.server = Some(init.clone());
-        st.published = Some(Framebuffer::new(init.width, init.height));
-        st.damage = Damage::default();
+        st.pending = false;
         st.counters = Default::default();
         st.rects.clear();
         st.absolute = false;
@@ -131,6 +133,7 @@ pub(super) async fn connection(
     let mut st = shared.lock();
     if st.generation == generation {
         st.connected = false;
+        st.pending = false;
         if let Err(e) = result {
             st.error = Some(match st.session_close {
                 Some(reason) => e.context(format!("the server ended the session (VMware reason {reason})")),
@@ -185,7 +188,7 @@ async fn open(shared: &Shared, generation: u64, options: &ConnectOptions) -> Res
             }
             (_, None) => unreachable!("every target but TCP has a WebSocket URL"),
         };
-        let mut session = Session::new(options.config.clone(), options.credentials.clone());
+        let mut session = Session::drawing_elsewhere(options.config.clone(), options.credentials.clone());
         while !session.is_open() {
             read(&mut reader, &mut session)
                 .await
@@ -253,7 +256,20 @@ async fn run(
         if take_input(shared, &mut session, &out_tx, &mut in_flight).is_err() {
             break Err(Error::protocol("the connection's writer stopped"));
         }
-        let mid_message = session.is_mid_message();
+        if let Some((lend, drawing)) = lend::take(shared, generation) {
+            let mut io = Io { reader: &mut reader, stop: &mut stop, in_flight: &mut in_flight, io_timeout };
+            match draw(shared, generation, &mut session, &mut io, lend, drawing).await {
+                Ok(Finished::Stopped) => break Ok(()),
+                Ok(Finished::Drawn) => continue,
+                Err(e) => break Err(e),
+            }
+        }
+        // Pixels waiting for an image stay in the socket until the caller lends one; only a little is read
+        // ahead meanwhile, so that the server's bytes still show which input it has received.
+        let waits_for_image = session.wants_canvas();
+        let may_read = !waits_for_image || session.buffered() < READ_AHEAD;
+        // Whatever the server has sent may be here already: no time limit on reading ahead.
+        let mid_message = session.is_mid_message() && !waits_for_image;
         let written = in_flight.written();
         tokio::select! {
             _ = &mut stop => break Ok(()),
@@ -270,7 +286,7 @@ async fn run(
                 } else {
                     read(&mut reader, &mut session).await
                 }
-            } => {
+            }, if may_read => {
                 if let Err(e) = r {
                     break Err(e);
                 }
@@ -290,6 +306,81 @@ async fn run(
     }
     in_flight.requeue(shared);
     result
+}
+
+/// What a draw needs of the connection besides the session: the socket to read the rest of an update
+/// from, the stop signal, and the input in flight (which the server's bytes acknowledge).
+struct Io<'a> {
+    reader: &'a mut Reader,
+    stop: &'a mut oneshot::Receiver<()>,
+    in_flight: &'a mut InFlight,
+    io_timeout: Duration,
+}
+
+/// How a draw ended, when it did not fail.
+enum Finished {
+    Drawn,
+    /// The connection was asked to stop meanwhile.
+    Stopped,
+}
+
+/// Draws on the caller's image: processes what is buffered onto it, reading more while an update is
+/// incomplete, until the session is between messages (or, after a resize, needs an image of another size).
+/// A caller that wants its image back before the update is complete gets an error, and so does the
+/// connection: the rest of the update cannot be drawn anywhere.
+async fn draw(
+    shared: &Shared,
+    generation: u64,
+    session: &mut Session,
+    io: &mut Io<'_>,
+    lend: Lend,
+    mut drawing: lend::Drawing<'_>,
+) -> Result<Finished> {
+    let updates = session.counters().updates;
+    // SAFETY: this task took the lend; `canvas` is not used after `drawing` ends it (it is dropped first).
+    let mut canvas = unsafe { lend.canvas() };
+    let size = Some((canvas.width(), canvas.height()));
+    session.take_damage();
+    loop {
+        let processed = session.process_on(&mut canvas);
+        publish(shared, generation, session);
+        if let Err(e) = processed {
+            let e = Error::from(e);
+            drawing.finish(Err(e.clone()));
+            return Err(e);
+        }
+        if session.between_messages() || session.screen_size() != size {
+            break;
+        }
+        if drawing.revoked() {
+            let e = Error::timeout("the server did not complete a framebuffer update in time");
+            drawing.finish(Err(e.clone()));
+            return Err(e);
+        }
+        let written = io.in_flight.written();
+        tokio::select! {
+            _ = &mut *io.stop => {
+                drawing.finish(Err(Error::protocol("the connection was closed")));
+                return Ok(Finished::Stopped);
+            }
+            _ = shared.wake.notified() => {}
+            r = tokio::time::timeout(io.io_timeout, io.reader.read_into(session.input())) => {
+                let r = r.unwrap_or_else(|_| {
+                    Err(Error::timeout(format!(
+                        "the server stopped sending in the middle of a message for {} s",
+                        io.io_timeout.as_secs()
+                    )))
+                });
+                if let Err(e) = r {
+                    drawing.finish(Err(e.clone()));
+                    return Err(e);
+                }
+                io.in_flight.received(written);
+            }
+        }
+    }
+    drawing.finish(Ok(Drawn { updates: session.counters().updates - updates, rects: session.take_damage() }));
+    Ok(Finished::Drawn)
 }
 
 /// Moves queued input into the session and its output to the writer, remembering which events each batch

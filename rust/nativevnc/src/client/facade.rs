@@ -1,6 +1,6 @@
 //! The blocking [`Client`] facade: what the C ABI and the command-line program call. It starts a
-//! connection task, reads what the task published and queues input for it; every call returns within
-//! the time the caller allows.
+//! connection task, reads what the task published, lends it the caller's image to draw updates on, and
+//! queues input for it; every call returns within the time the caller allows.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::connection::connection;
+use super::lend::{self, Drawn};
 use super::options::ConnectOptions;
 use super::shared::{Input, LogLine, Shared};
 use super::show_seconds;
 use crate::error::{Error, Result};
-use crate::framebuffer::{Framebuffer, Rect};
+use crate::framebuffer::{Canvas, Damage, Framebuffer, Rect};
 use crate::handshake::ServerInit;
 use crate::image::Image;
-use crate::pixel::pack_bgr;
 use crate::runtime::{self, ProcessOwner};
 use crate::session::Counters;
 
@@ -29,7 +29,16 @@ pub struct Poll {
     pub updates: u64,
     /// Server messages started since the previous poll (any message shows the server is alive).
     pub messages: u64,
+    /// The pixels of an update wait to be drawn ([`Client::draw`]).
+    pub pending: bool,
 }
+
+/// How many times [`Client::update`] draws again when the screen was resized while it drew.
+const MAX_RESIZES_PER_UPDATE: usize = 4;
+
+/// How long [`Client::update`] gives an update whose pixels started to arrive to complete, however short the
+/// caller's timeout: cutting it off would end the connection.
+const FINISH_GRACE: Duration = Duration::from_secs(2);
 
 /// Receives the pixels of damaged rectangles from [`Client::take_damage`].
 pub trait PixelSink {
@@ -50,6 +59,11 @@ pub struct Client {
     polled_updates: u64,
     polled_messages: u64,
     polled_pixel_updates: u64,
+    /// The client's own screen, for callers that do not lend an image ([`Self::update`]); made on first
+    /// use.
+    screen: Option<Framebuffer>,
+    /// The rectangles of `screen` drawn since [`Self::take_damage`] last took them.
+    screen_damage: Damage,
 }
 
 impl Default for Client {
@@ -68,6 +82,8 @@ impl Client {
             polled_updates: 0,
             polled_messages: 0,
             polled_pixel_updates: 0,
+            screen: None,
+            screen_damage: Damage::default(),
         }
     }
 
@@ -86,6 +102,7 @@ impl Client {
             let mut st = self.shared.lock();
             st.generation += 1;
             st.connected = false;
+            st.pending = false;
             st.error = None;
             st.input.retain(Input::survives_reconnect);
             st.generation
@@ -136,6 +153,7 @@ impl Client {
         let mut st = self.shared.lock();
         st.generation += 1;
         st.connected = false;
+        st.pending = false;
     }
 
     pub fn is_connected(&self) -> bool {
@@ -175,6 +193,7 @@ impl Client {
         let poll = Poll {
             updates: st.counters.updates - self.polled_updates,
             messages: st.counters.messages - self.polled_messages,
+            pending: st.pending,
         };
         let error = st.error.clone();
         self.polled_pixel_updates = st.counters.pixel_updates;
@@ -187,14 +206,79 @@ impl Client {
         }
     }
 
+    /// Draws the updates whose pixels arrived onto `canvas`, an image of the screen's size: straight into
+    /// it, one update after another, each complete (the connection reads the rest of an update that is not
+    /// all there yet, for up to `timeout`). Returns at once if no update waits, and so after the connection
+    /// ended ([`Self::poll`] says why). Fails without touching the canvas if it does not have the screen's
+    /// size; after any other failure the canvas may hold part of an update, and the connection has ended.
+    pub fn draw(&mut self, canvas: &mut Canvas, timeout: Duration) -> Result<Drawn> {
+        self.owner.check()?;
+        let st = self.shared.lock();
+        let generation = st.generation;
+        // Nothing to draw (also once the connection has ended: [`Self::poll`] reports how).
+        if !st.pending {
+            return Ok(Drawn::default());
+        }
+        let (width, height) = st.server.as_ref().map_or((0, 0), |s| (s.width, s.height));
+        if (canvas.width(), canvas.height()) != (width, height) {
+            return Err(Error::usage(format!(
+                "the screen is {width}x{height}, the image {}x{}: resize the image first",
+                canvas.width(),
+                canvas.height()
+            )));
+        }
+        drop(st);
+        lend::lend(&self.shared, generation, canvas, timeout)
+    }
+
+    /// Draws the updates whose pixels arrived onto the client's own screen (made, or made anew, in the
+    /// screen's size: black until drawn on), as [`Self::draw`] does, giving an update that started at least
+    /// [`FINISH_GRACE`] to complete; returns how many updates completed.
+    pub fn update(&mut self, timeout: Duration) -> Result<u64> {
+        let deadline = Instant::now() + timeout.max(FINISH_GRACE);
+        let mut updates = 0;
+        for _ in 0..MAX_RESIZES_PER_UPDATE {
+            let Some((width, height)) = self.server_init().map(|s| (s.width, s.height)) else {
+                return Ok(updates);
+            };
+            let mut screen = match self.screen.take() {
+                Some(screen) if (screen.width(), screen.height()) == (width, height) => screen,
+                _ => {
+                    self.screen_damage.take();
+                    self.screen_damage.add(Rect::new(0, 0, width, height));
+                    Framebuffer::new(width, height)
+                }
+            };
+            let drawn = self.draw(&mut screen.canvas(), deadline.saturating_duration_since(Instant::now()));
+            self.screen = Some(screen);
+            let drawn = drawn?;
+            updates += drawn.updates;
+            for r in drawn.rects {
+                self.screen_damage.add(r);
+            }
+            let resized = self.server_init().is_some_and(|s| (s.width, s.height) != (width, height));
+            if !resized {
+                break;
+            }
+        }
+        Ok(updates)
+    }
+
     /// Waits up to `timeout` for an update with pixel data (not only pseudo-encodings, which servers send
-    /// on their own after SetEncodings) that arrived after the connect, the last [`Self::poll`] or the last
-    /// successful wait; true if there is one. Fails if the connection breaks meanwhile.
+    /// on their own after SetEncodings) that completed after the connect, the last [`Self::poll`] or the
+    /// last successful wait, drawing updates onto the client's own screen meanwhile ([`Self::update`]: an
+    /// update that started may take up to [`FINISH_GRACE`] beyond `timeout`); true if there is one. Fails if
+    /// the connection breaks meanwhile.
     pub fn wait_update(&mut self, timeout: Duration) -> Result<bool> {
         self.owner.check()?;
         let deadline = Instant::now() + timeout;
-        let mut st = self.shared.lock();
-        while st.counters.pixel_updates == self.polled_pixel_updates {
+        loop {
+            self.update(deadline.saturating_duration_since(Instant::now()))?;
+            let mut st = self.shared.lock();
+            if st.counters.pixel_updates != self.polled_pixel_updates {
+                self.polled_pixel_updates = st.counters.pixel_updates;
+                return Ok(true);
+            }
             if let Some(e) = &st.error {
                 return Err(e.clone());
             }
@@ -202,80 +286,36 @@ impl Client {
             if now >= deadline {
                 return Ok(false);
             }
-            st = self.shared.changed.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+            if !st.pending {
+                st = self.shared.changed.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+            }
+            drop(st);
         }
-        self.polled_pixel_updates = st.counters.pixel_updates;
-        Ok(true)
     }
 
-    /// Hands the pixels of every rectangle damaged since the last call to `sink`, and returns the
-    /// rectangles. The published framebuffer only changes between complete updates.
-    pub fn take_damage(&self, sink: &mut dyn PixelSink) -> Result<Vec<Rect>> {
+    /// Hands the pixels of every rectangle of the client's own screen drawn since the last call to `sink`,
+    /// and returns the rectangles.
+    pub fn take_damage(&mut self, sink: &mut dyn PixelSink) -> Result<Vec<Rect>> {
         self.owner.check()?;
-        let mut st = self.shared.lock();
-        let rects = st.damage.take();
-        let Some(fb) = st.published.as_ref() else {
+        let rects = self.screen_damage.take();
+        let Some(screen) = self.screen.as_ref() else {
             return Ok(Vec::new());
         };
         for r in &rects {
             let buf = sink.buffer(r, r.area() as usize * 4);
             for (y, dst) in (r.y..r.y + r.h).zip(buf.chunks_exact_mut(usize::from(r.w) * 4)) {
-                for (d, px) in dst.chunks_exact_mut(4).zip(fb.row(r.x, y, r.w)) {
-                    d.copy_from_slice(&px.to_le_bytes());
+                for (d, px) in dst.chunks_exact_mut(4).zip(screen.row(r.x, y, r.w).chunks_exact(3)) {
+                    d.copy_from_slice(&[px[0], px[1], px[2], 0]);
                 }
             }
         }
         Ok(rects)
     }
 
-    /// Copies every rectangle damaged since the last call into `dst`, a `width x height` image of 3-byte
-    /// B,G,R pixels whose rows start `stride` bytes apart (tinycv's layout), and returns the rectangles.
-    /// Fails without taking the damage if the screen no longer has that size.
-    pub fn take_damage_bgr(&self, dst: &mut [u8], width: u16, height: u16, stride: usize) -> Result<Vec<Rect>> {
+    /// A copy of the client's own screen ([`Self::update`]), if it has one.
+    pub fn snapshot(&self) -> Result<Option<Image>> {
         self.owner.check()?;
-        if stride < usize::from(width) * 3 || dst.len() < stride * usize::from(height) {
-            return Err(Error::usage(format!(
-                "a buffer of {} bytes with rows of {stride} bytes cannot hold {width}x{height} pixels",
-                dst.len()
-            )));
-        }
-        let mut st = self.shared.lock();
-        let Some(fb) = st.published.as_ref() else {
-            return Ok(Vec::new());
-        };
-        check_size(fb, width, height)?;
-        let rects = st.damage.take();
-        let fb = st.published.as_ref().expect("checked above");
-        for r in &rects {
-            for y in r.y..r.y + r.h {
-                let start = usize::from(y) * stride + usize::from(r.x) * 3;
-                pack_bgr(fb.row(r.x, y, r.w), &mut dst[start..start + usize::from(r.w) * 3]);
-            }
-        }
-        Ok(rects)
-    }
-
-    /// Copies every rectangle damaged since the last call into `image`, which must have the screen's size,
-    /// and returns the rectangles.
-    pub fn take_damage_into_image(&self, image: &mut Image) -> Result<Vec<Rect>> {
-        self.owner.check()?;
-        let mut st = self.shared.lock();
-        let Some(fb) = st.published.as_ref() else {
-            return Ok(Vec::new());
-        };
-        check_size(fb, image.width(), image.height())?;
-        let rects = st.damage.take();
-        let fb = st.published.as_ref().expect("checked above");
-        for r in &rects {
-            image.copy_from(fb, r);
-        }
-        Ok(rects)
-    }
-
-    /// Runs `f` on the published framebuffer, if there is one.
-    pub fn with_framebuffer<T>(&self, f: impl FnOnce(&Framebuffer) -> T) -> Result<Option<T>> {
-        self.owner.check()?;
-        Ok(self.shared.lock().published.as_ref().map(f))
+        Ok(self.screen.as_ref().map(Image::from_framebuffer))
     }
 
     fn queue(&self, input: Input) -> Result<()> {
@@ -338,18 +378,6 @@ impl Drop for Client {
     fn drop(&mut self) {
         self.disconnect();
     }
-}
-
-/// The error for a caller whose image no longer has the screen's size.
-fn check_size(fb: &Framebuffer, width: u16, height: u16) -> Result<()> {
-    if (fb.width(), fb.height()) != (width, height) {
-        return Err(Error::usage(format!(
-            "the screen is {}x{}, the image {width}x{height}: resize the image first",
-            fb.width(),
-            fb.height()
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

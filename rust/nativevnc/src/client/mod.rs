@@ -1,8 +1,9 @@
 //! The I/O edge: a connection task in the runtime, and the blocking [`Client`] facade.
 //!
 //! The task owns the transport and the [`Session`](crate::session::Session). It reads whenever the server
-//! sends, decodes in the background, and at the end of every FramebufferUpdate copies the damaged
-//! rectangles into the *published* framebuffer, so a caller never sees half an update. Input events (keys,
+//! sends and processes the messages, up to the pixel data of an update: those wait in the socket until the
+//! caller lends its image ([`Client::draw`]), and the task draws them straight into it, each update whole,
+//! so a caller never sees half an update and a console keeps one screen, its own. Input events (keys,
 //! pointer, update requests) go the other way through a queue that outlives connections: events queued
 //! while no connection is open are sent once the next one is.
 //!
@@ -15,19 +16,19 @@
 //!   handshake; the other calls read the shared state or queue input in it.
 //! * `connection`: the connection task. It acquires a webmks ticket if needed, connects, runs the
 //!   handshake, then reads and decodes until stopped or broken, and writes queued input.
-//! * `publish`: the task's hand-over of each complete update (and the session's other events) into the
-//!   shared state.
+//! * `lend`: lending the caller's image to the task for one draw, and getting it back.
+//! * `publish`: the task's hand-over of the session's events and counters into the shared state.
 //! * `retry`: [`Client::connect_until`], connecting with retries until a deadline: the one retry loop of
 //!   the command-line program and of `consoles::NativeVNC`.
-//! * `shared`: the state between the two sides, behind one mutex: the published framebuffer and its
-//!   damage, counters, the input queue and the log ([`LogLine`]).
+//! * `shared`: the state between the two sides, behind one mutex: whether an update waits to be drawn
+//!   and the lent image, counters, the input queue and the log ([`LogLine`]).
 //!
-//! Framebuffer pixels only flow from the connection through `publish` into `shared` and out through the
-//! facade; input only flows from the facade through `shared` into the connection. Neither side calls the
-//! other.
+//! Pixels only flow from the socket through the task into the image the facade lends it; input only flows
+//! from the facade through `shared` into the connection. Neither side calls the other.
 
 mod connection;
 mod facade;
+mod lend;
 mod options;
 mod publish;
 mod retry;
@@ -36,6 +37,7 @@ mod shared;
 use std::time::Duration;
 
 pub use facade::{Client, PixelSink, Poll};
+pub use lend::Drawn;
 pub use options::{ConnectOptions, Target};
 pub use retry::{is_retryable, Failure, Retry};
 pub use shared::LogLine;

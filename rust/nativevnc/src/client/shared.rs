@@ -1,13 +1,15 @@
-//! The state the blocking facade and the connection task share: counters, the published framebuffer and
-//! its damage, the queue of input events waiting to be sent, and the log for the caller.
+//! The state the blocking facade and the connection task share: counters, whether an update waits for an
+//! image to be drawn on and the image lent for that, the queue of input events waiting to be sent, and the
+//! log for the caller.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use super::lend::LendState;
 use crate::error::Error;
-use crate::framebuffer::{Damage, Framebuffer, Rect};
+use crate::framebuffer::Rect;
 use crate::handshake::ServerInit;
 use crate::session::Counters;
 
@@ -57,8 +59,12 @@ pub(super) struct State {
     pub(super) connected: bool,
     pub(super) error: Option<Error>,
     pub(super) server: Option<ServerInit>,
-    pub(super) published: Option<Framebuffer>,
-    pub(super) damage: Damage,
+    /// The pixels of an update wait for an image to be drawn on (the task stopped reading).
+    pub(super) pending: bool,
+    /// The image the caller lends for drawing, and where that lend is.
+    pub(super) lend: LendState,
+    /// The caller wants its image back.
+    pub(super) revoke: bool,
     /// What the current connection's session received.
     pub(super) counters: Counters,
     pub(super) rects: std::collections::BTreeMap<i32, u64>,
@@ -73,7 +79,7 @@ pub(super) struct State {
 
 pub(super) struct Shared {
     state: Mutex<State>,
-    /// Signalled whenever an update is published or the connection ends.
+    /// Signalled whenever an update waits to be drawn, a lend ends, or the connection ends.
     pub(super) changed: Condvar,
     /// Wakes the task when input is queued.
     pub(super) wake: Notify,
@@ -87,8 +93,9 @@ impl Shared {
                 connected: false,
                 error: None,
                 server: None,
-                published: None,
-                damage: Damage::default(),
+                pending: false,
+                lend: LendState::Idle,
+                revoke: false,
                 counters: Counters::default(),
                 rects: Default::default(),
                 absolute: false,

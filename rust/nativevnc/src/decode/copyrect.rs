@@ -24,7 +24,7 @@ mod tests {
     #[test]
     fn copies_overlapping_areas() {
         let mut h = Harness::new(10, 10);
-        h.fb.fill(&Rect::new(0, 0, 5, 5), 0xabcdef);
+        h.fb.canvas().fill(&Rect::new(0, 0, 5, 5), 0xabcdef);
         assert_eq!(h.decode(COPY_RECT, Rect::new(2, 2, 5, 5), &[0, 0, 0, 0]), Ok(Progress::Done(4)));
         assert_eq!(h.pixels_of(Rect::new(2, 2, 5, 5)), vec![0xabcdef; 25]);
         assert_eq!(h.fb.get(7, 7), 0);

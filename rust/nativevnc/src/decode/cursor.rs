@@ -49,8 +49,7 @@ pub(crate) fn read(
         return Ok(None);
     };
     let (wire_pixels, mask) = payload.split_at(pixel_bytes);
-    let mut colours = vec![0; rect.area() as usize];
-    pixels.pixels(wire_pixels, &mut colours);
+    let colours = wire_pixels.chunks_exact(pixels.bytes_per_pixel()).map(|p| pixels.pixel(p)).collect();
     let shape = CursorShape {
         hotspot_x: rect.x,
         hotspot_y: rect.y,
@@ -96,7 +95,9 @@ pub(crate) fn read_vmware(
     let mut visible = vec![false; n];
     if kind == 0 {
         let (and, xor) = payload.split_at(mask_bytes as usize);
-        pixels.pixels(xor, &mut colours);
+        for (colour, px) in colours.iter_mut().zip(xor.chunks_exact(pixels.bytes_per_pixel())) {
+            *colour = pixels.pixel(px);
+        }
         let bpp = pixels.bytes_per_pixel();
         for (i, (a, x)) in and.chunks_exact(bpp).zip(xor.chunks_exact(bpp)).enumerate() {
             let screen_kept = a.iter().all(|&b| b == 0xff);

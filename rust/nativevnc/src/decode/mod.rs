@@ -36,7 +36,7 @@ use crate::codec::{Parse, ReadError, Reader};
 use crate::config::Limits;
 use crate::encoding as enc;
 use crate::error::ProtocolError;
-use crate::framebuffer::{Framebuffer, Rect};
+use crate::framebuffer::{Canvas, Rect};
 use crate::pixel::{PixelReader, Rgb};
 
 /// How far a decoder got with the input it was given.
@@ -104,7 +104,7 @@ pub(crate) struct Streams {
 /// What a decoder works with.
 pub(crate) struct Ctx<'a> {
     pub pixels: &'a PixelReader,
-    pub fb: &'a mut Framebuffer,
+    pub fb: Canvas<'a>,
     pub streams: &'a mut Streams,
     pub limits: &'a Limits,
     /// Reusable buffers, so that steady-state decoding does not allocate.
@@ -244,6 +244,7 @@ pub(crate) mod testutil {
     //! a driver that feeds input in pieces to check that partial input resumes correctly.
 
     use super::*;
+    use crate::framebuffer::Framebuffer;
     use crate::pixel::PixelFormat;
 
     pub struct Harness {
@@ -274,7 +275,7 @@ pub(crate) mod testutil {
         pub fn ctx(&mut self) -> Ctx<'_> {
             Ctx {
                 pixels: &self.pixels,
-                fb: &mut self.fb,
+                fb: self.fb.canvas(),
                 streams: &mut self.streams,
                 limits: &self.limits,
                 scratch: &mut self.scratch,

@@ -20,7 +20,7 @@
 use super::{atomic, Ctx, Progress};
 use crate::codec::{Incomplete, Parse, Reader};
 use crate::error::ProtocolError;
-use crate::framebuffer::{Framebuffer, Rect};
+use crate::framebuffer::{put_pixel, Canvas, Rect};
 use crate::pixel::{PixelReader, Rgb};
 
 /// Which of the two encodings a rectangle uses; they differ only in the compression types allowed.
@@ -76,12 +76,12 @@ pub(crate) fn decode(rect: &Rect, input: &[u8], ctx: &mut Ctx, flavour: Flavour)
             JPEG => {
                 let data = image_data(r, rect, ctx, "Tight JPEG data")?;
                 reset_streams(ctx, resets);
-                put_jpeg(data, rect, ctx.fb, &mut ctx.scratch.bytes, enc)?;
+                put_jpeg(data, rect, &mut ctx.fb, &mut ctx.scratch.bytes, enc)?;
             }
             PNG if flavour == Flavour::TightPng => {
                 let data = image_data(r, rect, ctx, "TightPNG PNG data")?;
                 reset_streams(ctx, resets);
-                put_png(data, rect, ctx.fb, &mut ctx.scratch.bytes, enc)?;
+                put_png(data, rect, &mut ctx.fb, &mut ctx.scratch.bytes, enc)?;
             }
             method if method & 0x8 == 0 => {
                 basic(r, rect, ctx, control)?;
@@ -152,13 +152,14 @@ fn basic(r: &mut Reader, rect: &Rect, ctx: &mut Ctx, control: u8) -> Parse<()> {
     let stream = usize::from((control >> 4) & 0x3);
     let filter_id = if control & 0x40 != 0 { r.u8()? } else { COPY_FILTER };
     let (w, h) = (usize::from(rect.w), usize::from(rect.h));
-    let mut palette = [0; 256];
+    // Up to 256 colours as 3-byte screen pixels.
+    let mut palette = [0; 256 * 3];
     let (filter, len) = match filter_id {
         COPY_FILTER => (Filter::Copy, w * h * tp.size),
         PALETTE_FILTER => {
             // The specification foresees 2 to 256 colours; a single colour is read like a larger palette.
             let colours = usize::from(r.u8()?) + 1;
-            tp.row(r.take(colours * tp.size)?, &mut palette[..colours]);
+            tp.row(r.take(colours * tp.size)?, &mut palette[..colours * 3]);
             let len = if colours == 2 { w.div_ceil(8) * h } else { w * h };
             (Filter::Palette(colours), len)
         }
@@ -200,25 +201,28 @@ fn basic(r: &mut Reader, rect: &Rect, ctx: &mut Ctx, control: u8) -> Parse<()> {
             for dy in 0..rect.h {
                 let src = &data[usize::from(dy) * stride..][..stride];
                 let dst = fb.row_mut(rect.x, rect.y + dy, rect.w);
-                for (eight, &bits) in dst.chunks_mut(8).zip(src) {
-                    for (i, px) in eight.iter_mut().enumerate() {
-                        *px = palette[usize::from((bits >> (7 - i)) & 1)];
+                for (eight, &bits) in dst.chunks_mut(8 * 3).zip(src) {
+                    for (i, px) in eight.chunks_exact_mut(3).enumerate() {
+                        let index = usize::from((bits >> (7 - i)) & 1);
+                        px.copy_from_slice(&palette[3 * index..3 * index + 3]);
                     }
                 }
             }
         }
         Filter::Palette(colours) => {
-            let palette = &palette[..colours];
+            let palette = &palette[..colours * 3];
             for dy in 0..rect.h {
                 let src = &data[usize::from(dy) * w..][..w];
                 let dst = fb.row_mut(rect.x, rect.y + dy, rect.w);
-                for (px, &index) in dst.iter_mut().zip(src) {
-                    *px = *palette.get(usize::from(index)).ok_or_else(|| {
+                for (px, &index) in dst.chunks_exact_mut(3).zip(src) {
+                    let index = usize::from(index);
+                    let colour = palette.get(3 * index..3 * index + 3).ok_or_else(|| {
                         ProtocolError::malformed(
                             enc,
                             format!("palette index {index} is beyond the palette of {colours} colours"),
                         )
                     })?;
+                    px.copy_from_slice(colour);
                 }
             }
         }
@@ -255,11 +259,11 @@ impl<'a> Tpixels<'a> {
         }
     }
 
-    /// Consecutive `TPIXEL`s; `src` holds `dst.len()` of them.
-    fn row(&self, src: &[u8], dst: &mut [Rgb]) {
+    /// Consecutive `TPIXEL`s into 3-byte screen pixels; `src` holds `dst.len() / 3` of them.
+    fn row(&self, src: &[u8], dst: &mut [u8]) {
         if self.rgb24 {
-            for (d, s) in dst.iter_mut().zip(src.chunks_exact(3)) {
-                *d = u32::from_be_bytes([0, s[0], s[1], s[2]]);
+            for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(3)) {
+                d.copy_from_slice(&[s[2], s[1], s[0]]);
             }
         } else {
             self.reader.pixels(src, dst);
@@ -301,7 +305,7 @@ impl Gradient {
         })
     }
 
-    fn apply(&self, data: &[u8], rect: &Rect, fb: &mut Framebuffer, above: &mut Vec<Rgb>, tp: &Tpixels) {
+    fn apply(&self, data: &[u8], rect: &Rect, fb: &mut Canvas, above: &mut Vec<Rgb>, tp: &Tpixels) {
         let w = usize::from(rect.w);
         let format = tp.reader.format();
         let bpp = tp.size;
@@ -329,7 +333,7 @@ impl Gradient {
             let src = &data[usize::from(dy) * w * bpp..][..w * bpp];
             let dst = fb.row_mut(rect.x, rect.y + dy, rect.w);
             let (mut left, mut above_left) = (0, 0);
-            for ((d, s), up) in dst.iter_mut().zip(src.chunks_exact(bpp)).zip(above.iter_mut()) {
+            for ((d, s), up) in dst.chunks_exact_mut(3).zip(src.chunks_exact(bpp)).zip(above.iter_mut()) {
                 let diff = value(s);
                 let mut v = 0;
                 for (&shift, &max) in self.shift.iter().zip(&self.max) {
@@ -340,7 +344,7 @@ impl Gradient {
                 above_left = *up;
                 *up = v;
                 left = v;
-                *d = colour(v);
+                put_pixel(d, colour(v));
             }
         }
     }
@@ -350,7 +354,7 @@ impl Gradient {
 fn put_jpeg(
     data: &[u8],
     rect: &Rect,
-    fb: &mut Framebuffer,
+    fb: &mut Canvas,
     buf: &mut Vec<u8>,
     enc: &'static str,
 ) -> Result<(), ProtocolError> {
@@ -384,7 +388,7 @@ fn put_jpeg(
 fn put_png(
     data: &[u8],
     rect: &Rect,
-    fb: &mut Framebuffer,
+    fb: &mut Canvas,
     buf: &mut Vec<u8>,
     enc: &'static str,
 ) -> Result<(), ProtocolError> {
@@ -433,18 +437,18 @@ fn check_size(what: &str, w: usize, h: usize, rect: &Rect, enc: &'static str) ->
 
 /// Writes decoded 8-bit image rows (`stride` bytes apart; 1 or 2 channels are grey, 3 or 4 are RGB, a
 /// second or fourth channel is alpha and ignored) into the rectangle.
-fn put_rows(buf: &[u8], stride: usize, channels: usize, rect: &Rect, fb: &mut Framebuffer) {
+fn put_rows(buf: &[u8], stride: usize, channels: usize, rect: &Rect, fb: &mut Canvas) {
     let w = usize::from(rect.w);
     for dy in 0..rect.h {
         let src = &buf[usize::from(dy) * stride..][..w * channels];
         let dst = fb.row_mut(rect.x, rect.y + dy, rect.w);
         if channels >= 3 {
-            for (d, s) in dst.iter_mut().zip(src.chunks_exact(channels)) {
-                *d = u32::from_be_bytes([0, s[0], s[1], s[2]]);
+            for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(channels)) {
+                d.copy_from_slice(&[s[2], s[1], s[0]]);
             }
         } else {
-            for (d, s) in dst.iter_mut().zip(src.chunks_exact(channels)) {
-                *d = u32::from(s[0]) * 0x010101;
+            for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(channels)) {
+                d.fill(s[0]);
             }
         }
     }

@@ -12,7 +12,7 @@
 use super::{Ctx, Progress};
 use crate::codec::{Parse, ReadError, Reader};
 use crate::error::ProtocolError;
-use crate::framebuffer::{Framebuffer, Rect};
+use crate::framebuffer::{put_pixel, Canvas, Rect};
 use crate::pixel::{PixelReader, Rgb};
 
 const TILE_SIZE: u16 = 16;
@@ -32,7 +32,7 @@ pub(crate) fn decode(rect: &Rect, input: &[u8], resume: &mut Tiles, ctx: &mut Ct
     while resume.done < grid.count() {
         let tile = grid.tile(resume.done);
         let mut r = Reader::new(&input[used..]);
-        match decode_tile(&mut r, &tile, &mut palette, Flavour::Trle, ctx.pixels, ctx.fb) {
+        match decode_tile(&mut r, &tile, &mut palette, Flavour::Trle, ctx.pixels, &mut ctx.fb) {
             Ok(new_palette) => {
                 if new_palette {
                     resume.palette.clear();
@@ -119,7 +119,9 @@ impl Palette {
 
     fn read(&mut self, r: &mut Reader, len: usize, pixels: &PixelReader) -> Parse<()> {
         let src = r.take(len * pixels.cpixel_size())?;
-        pixels.cpixels(src, &mut self.colours[..len]);
+        for (colour, cpixel) in self.colours.iter_mut().zip(src.chunks_exact(pixels.cpixel_size())) {
+            *colour = pixels.cpixel(cpixel);
+        }
         self.len = len;
         Ok(())
     }
@@ -155,7 +157,7 @@ pub(super) fn decode_tile(
     palette: &mut Palette,
     flavour: Flavour,
     pixels: &PixelReader,
-    fb: &mut Framebuffer,
+    fb: &mut Canvas,
 ) -> Parse<bool> {
     let tile = Tile { rect, flavour };
     let reuse = flavour == Flavour::Trle;
@@ -220,7 +222,7 @@ fn require_palette(palette: &Palette, tile: &Tile, sub: u8) -> Parse<()> {
 
 /// Packed palette indices, 1, 2 or 4 bits each by palette size, most significant bits first, each row padded
 /// to a whole byte.
-fn packed(r: &mut Reader, tile: &Tile, palette: &Palette, fb: &mut Framebuffer) -> Parse<()> {
+fn packed(r: &mut Reader, tile: &Tile, palette: &Palette, fb: &mut Canvas) -> Parse<()> {
     let bits = match palette.len {
         1..=2 => 1,
         3..=4 => 2,
@@ -234,11 +236,11 @@ fn packed(r: &mut Reader, tile: &Tile, palette: &Palette, fb: &mut Framebuffer) 
     let mask = (1u8 << bits) - 1;
     for (dy, row) in (0..rect.h).zip(src.chunks_exact(row_len)) {
         let dst = fb.row_mut(rect.x, rect.y + dy, rect.w);
-        for (group, &byte) in dst.chunks_mut(per_byte).zip(row) {
+        for (group, &byte) in dst.chunks_mut(per_byte * 3).zip(row) {
             let mut shift = 8;
-            for d in group {
+            for d in group.chunks_exact_mut(3) {
                 shift -= bits;
-                *d = palette.get((byte >> shift) & mask, tile)?;
+                put_pixel(d, palette.get((byte >> shift) & mask, tile)?);
             }
         }
     }
@@ -246,7 +248,7 @@ fn packed(r: &mut Reader, tile: &Tile, palette: &Palette, fb: &mut Framebuffer) 
 }
 
 /// Palette RLE: an index per run, with the top bit set when a run length follows.
-fn palette_runs(r: &mut Reader, tile: &Tile, palette: &Palette, fb: &mut Framebuffer) -> Parse<()> {
+fn palette_runs(r: &mut Reader, tile: &Tile, palette: &Palette, fb: &mut Canvas) -> Parse<()> {
     let mut runs = Runs::new(tile.rect);
     while runs.left > 0 {
         let index = r.u8()?;
@@ -289,12 +291,12 @@ impl<'a> Runs<'a> {
     }
 
     /// `len` is at most `self.left` ([`run_length`] checks it).
-    fn fill(&mut self, fb: &mut Framebuffer, len: usize, colour: Rgb) {
+    fn fill(&mut self, fb: &mut Canvas, len: usize, colour: Rgb) {
         self.left -= len;
         let mut len = len;
         while len > 0 {
             let n = (self.rect.w - self.x).min(u16::try_from(len).unwrap_or(u16::MAX));
-            fb.row_mut(self.rect.x + self.x, self.rect.y + self.y, n).fill(colour);
+            fb.fill(&Rect::new(self.rect.x + self.x, self.rect.y + self.y, n, 1), colour);
             len -= usize::from(n);
             self.x += n;
             if self.x == self.rect.w {

@@ -13,7 +13,7 @@ use super::{Ctx, Inflater, Progress, Streams};
 use crate::codec::{Parse, ReadError, Reader};
 use crate::config::Limits;
 use crate::error::ProtocolError;
-use crate::framebuffer::{Framebuffer, Rect};
+use crate::framebuffer::{Canvas, Rect};
 use crate::pixel::PixelReader;
 
 /// The most inflated bytes a rectangle keeps: room for a ZRLE tile (at most `1 + 64 * 64 * 5` bytes) with
@@ -46,7 +46,7 @@ impl Units for Pixels {
         _: bool,
         unit: &mut u32,
         pixels: &PixelReader,
-        fb: &mut Framebuffer,
+        fb: &mut Canvas,
     ) -> Result<usize, ProtocolError> {
         let (w, count) = (u32::from(self.rect.w), self.count());
         let mut used = 0;
@@ -90,7 +90,7 @@ pub(super) trait Units {
         all: bool,
         unit: &mut u32,
         pixels: &PixelReader,
-        fb: &mut Framebuffer,
+        fb: &mut Canvas,
     ) -> Result<usize, ProtocolError>;
 
     /// The error when all of the chunk, `inflated` bytes, ends before unit `unit` is complete.
@@ -229,7 +229,7 @@ pub(super) fn decode_chunk(
         if chunk.done < count && (produced > 0 || last) {
             let all = last || chunk.end - chunk.start == chunk.size;
             let mut done = chunk.done;
-            let n = units.decode(chunk.pending(), all, &mut done, ctx.pixels, ctx.fb)?;
+            let n = units.decode(chunk.pending(), all, &mut done, ctx.pixels, &mut ctx.fb)?;
             chunk.done = done;
             chunk.start += n;
         }

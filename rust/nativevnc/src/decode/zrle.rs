@@ -9,7 +9,7 @@ use super::zlib::{decode_chunk, Chunk, Spec, Units};
 use super::{Ctx, Progress};
 use crate::codec::{ReadError, Reader};
 use crate::error::ProtocolError;
-use crate::framebuffer::{Framebuffer, Rect};
+use crate::framebuffer::{Canvas, Rect};
 use crate::pixel::PixelReader;
 
 const TILE_SIZE: u16 = 64;
@@ -34,7 +34,7 @@ impl Units for ZrleTiles {
         all: bool,
         unit: &mut u32,
         pixels: &PixelReader,
-        fb: &mut Framebuffer,
+        fb: &mut Canvas,
     ) -> Result<usize, ProtocolError> {
         // No palette reuse in ZRLE: a tile's palette is its own.
         let mut palette = Palette::default();

@@ -9,7 +9,7 @@ use super::{arg_str, guard, image::image, status, NvError};
 use crate::client::{Client, ConnectOptions, PixelSink, Retry, Target};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
-use crate::framebuffer::Rect;
+use crate::framebuffer::{Canvas, Rect};
 use crate::handshake::{Credentials, Version};
 use crate::image::Image;
 use crate::pixel::PixelFormat;
@@ -336,7 +336,8 @@ pub unsafe extern "C" fn nv_client_status(c: *mut NvClient, out: *mut NvStatus) 
     }))
 }
 
-/// Updates and messages since the last poll; fails with the connection's error if it broke.
+/// Updates and messages since the last poll, and whether the pixels of an update wait to be drawn; fails
+/// with the connection's error if it broke.
 /// # Safety
 ///
 /// Pointer arguments are NULL or valid for the call, as the module documentation says.
@@ -345,6 +346,7 @@ pub unsafe extern "C" fn nv_client_poll(
     c: *mut NvClient,
     updates: *mut u64,
     messages: *mut u64,
+    pending: *mut i32,
     err: *mut *mut NvError,
 ) -> i32 {
     status(guard(err, || {
@@ -357,6 +359,9 @@ pub unsafe extern "C" fn nv_client_poll(
             }
             if let Some(m) = messages.as_mut() {
                 *m = p.messages;
+            }
+            if let Some(w) = pending.as_mut() {
+                *w = i32::from(p.pending);
             }
         }
         Ok(())
@@ -425,19 +430,23 @@ pub unsafe extern "C" fn nv_client_take_damage(
     .unwrap_or(-1)
 }
 
-/// Copies the damage since the last call into a B,G,R image of `width x height` pixels whose rows are
-/// `stride` bytes apart and whose buffer `data` holds `len` bytes; returns the number of rectangles or -1.
+/// Draws the updates whose pixels arrived into a B,G,R image of `width x height` pixels whose rows are
+/// `stride` bytes apart and whose buffer `data` holds `len` bytes (straight into it, each update whole,
+/// waiting up to `timeout_ms` for the rest of one); returns the number of updates completed, or -1. After
+/// an error other than a wrong size the image may hold part of an update.
 /// # Safety
 ///
 /// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub unsafe extern "C" fn nv_client_take_damage_bgr(
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn nv_client_draw_bgr(
     c: *mut NvClient,
     data: *mut u8,
     len: usize,
     width: u16,
     height: u16,
     stride: usize,
+    timeout_ms: u32,
     err: *mut *mut NvError,
 ) -> i64 {
     guard(err, || {
@@ -447,22 +456,47 @@ pub unsafe extern "C" fn nv_client_take_damage_bgr(
             return Err(Error::usage("no image buffer"));
         }
         let dst = unsafe { std::slice::from_raw_parts_mut(data, len) };
-        Ok(client.take_damage_bgr(dst, width, height, stride)?.len() as i64)
+        let mut canvas = Canvas::new(dst, width, height, stride).ok_or_else(|| {
+            Error::usage(format!(
+                "a buffer of {len} bytes with rows of {stride} bytes cannot hold {width}x{height} pixels"
+            ))
+        })?;
+        Ok(client.draw(&mut canvas, Duration::from_millis(timeout_ms.into()))?.updates as i64)
     })
     .unwrap_or(-1)
 }
 
-/// Copies the damage since the last call into `img`; returns the number of rectangles or -1.
+/// Draws the updates whose pixels arrived into `img` as [`nv_client_draw_bgr`] does.
 /// # Safety
 ///
 /// Pointer arguments are NULL or valid for the call, as the module documentation says.
 #[no_mangle]
-pub unsafe extern "C" fn nv_client_take_damage_image(c: *mut NvClient, img: *mut Image, err: *mut *mut NvError) -> i64 {
+pub unsafe extern "C" fn nv_client_draw_image(
+    c: *mut NvClient,
+    img: *mut Image,
+    timeout_ms: u32,
+    err: *mut *mut NvError,
+) -> i64 {
     guard(err, || {
         // SAFETY: live client and image.
         let client = unsafe { client(c)? };
         let image = unsafe { image(img)? };
-        Ok(client.take_damage_into_image(image)?.len() as i64)
+        Ok(client.draw(&mut image.canvas(), Duration::from_millis(timeout_ms.into()))?.updates as i64)
+    })
+    .unwrap_or(-1)
+}
+
+/// Draws the updates whose pixels arrived onto the client's own screen; returns the number of updates
+/// completed, or -1.
+/// # Safety
+///
+/// Pointer arguments are NULL or valid for the call, as the module documentation says.
+#[no_mangle]
+pub unsafe extern "C" fn nv_client_update(c: *mut NvClient, timeout_ms: u32, err: *mut *mut NvError) -> i64 {
+    guard(err, || {
+        // SAFETY: `c` is a live client.
+        let client = unsafe { client(c)? };
+        Ok(client.update(Duration::from_millis(timeout_ms.into()))? as i64)
     })
     .unwrap_or(-1)
 }
@@ -566,7 +600,7 @@ pub unsafe extern "C" fn nv_client_encoding_counts(c: *mut NvClient, f: NvCountF
     });
 }
 
-/// A copy of the current screen, or NULL (with `*err`) when there is none.
+/// A copy of the client's own screen, or NULL (with `*err`) when there is none.
 /// # Safety
 ///
 /// Pointer arguments are NULL or valid for the call, as the module documentation says.
@@ -575,8 +609,7 @@ pub unsafe extern "C" fn nv_client_snapshot(c: *mut NvClient, err: *mut *mut NvE
     guard(err, || {
         // SAFETY: `c` is a live client.
         let client = unsafe { client(c)? };
-        let image = client.with_framebuffer(Image::from_framebuffer)?;
-        image.ok_or_else(|| Error::usage("not connected: there is no screen yet"))
+        client.snapshot()?.ok_or_else(|| Error::usage("there is no screen yet: wait for an update first"))
     })
     .map_or(std::ptr::null_mut(), |i| Box::into_raw(Box::new(i)))
 }

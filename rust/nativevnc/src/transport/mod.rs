@@ -23,6 +23,9 @@ pub use urls::{host_and_port, host_port, redact, VncUrl};
 pub(crate) use urls::{host_of, unbracket};
 pub use websocket::SUBPROTOCOL;
 
+/// The most one read from a TCP socket takes.
+const READ_SIZE: usize = 64 * 1024;
+
 /// The receiving half of a transport.
 pub enum Reader {
     Tcp(tokio::net::tcp::OwnedReadHalf),
@@ -79,7 +82,8 @@ impl Reader {
     pub async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         match self {
             Reader::Tcp(r) => {
-                buf.reserve(256 * 1024);
+                // Room for what one read takes: a console keeps its buffer, so it stays small.
+                buf.reserve(READ_SIZE);
                 let n = r.read_buf(buf).await.map_err(|e| Error::protocol(format!("reading from the server: {e}")))?;
                 if n == 0 {
                     return Err(Error::protocol("the server closed the connection"));
