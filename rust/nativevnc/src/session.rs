@@ -206,8 +206,8 @@ impl Session {
     }
 
     /// Processes the buffered input as far as it goes, drawing on `canvas` (a session that keeps its own
-    /// framebuffer draws there instead). Stops before pixel data while the canvas does not have the
-    /// screen's size (after a resize).
+    /// framebuffer draws there instead), up to the end of the first update that completes. Stops before
+    /// pixel data while the canvas does not have the screen's size (after a resize).
     pub fn process_on(&mut self, canvas: &mut Canvas) -> Result<(), ProtocolError> {
         self.process_with(Some(canvas))
     }
@@ -248,6 +248,7 @@ impl Session {
                 },
                 Phase::Open(open) => {
                     let mut step = r.clone();
+                    let updates = self.received.counters.updates;
                     let result = open.step(
                         &mut step,
                         canvas.as_deref_mut(),
@@ -258,6 +259,11 @@ impl Session {
                     );
                     if result.is_ok() {
                         *r = step;
+                        // On a lent canvas every update ends a call, so that its caller decides whether to
+                        // draw the next one.
+                        if canvas.is_some() && self.received.counters.updates != updates {
+                            return Ok(());
+                        }
                     }
                     result
                 }

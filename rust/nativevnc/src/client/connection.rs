@@ -22,6 +22,9 @@ use crate::session::Session;
 use crate::tls::Verification;
 use crate::transport::{self, Reader, Writer};
 
+/// How long a draw goes on to the next update whose bytes are already here.
+const DRAW_BUDGET: Duration = Duration::from_millis(20);
+
 /// How much is read ahead while the pixels of an update wait for an image to be drawn on.
 const READ_AHEAD: usize = 64 * 1024;
 
@@ -341,19 +344,32 @@ async fn draw(
     let mut canvas = unsafe { lend.canvas() };
     let size = Some((canvas.width(), canvas.height()));
     session.take_damage();
+    let started = std::time::Instant::now();
     loop {
+        let before = (session.buffered(), session.counters().updates);
         let processed = session.process_on(&mut canvas);
         publish(shared, generation, session);
         if let Err(e) = processed {
             let e = Error::from(e);
+            failed(shared, generation, &e);
             drawing.finish(Err(e.clone()));
             return Err(e);
         }
-        if session.between_messages() || session.screen_size() != size {
+        if session.screen_size() != size {
             break;
+        }
+        if session.between_messages() {
+            // The next update, if its bytes are here and the draw has not taken long: a server that sends
+            // without end (unasked updates) must not keep the caller waiting.
+            let progressed = (session.buffered(), session.counters().updates) != before;
+            if session.buffered() == 0 || !progressed || started.elapsed() >= DRAW_BUDGET {
+                break;
+            }
+            continue;
         }
         if drawing.revoked() {
             let e = Error::timeout("the server did not complete a framebuffer update in time");
+            failed(shared, generation, &e);
             drawing.finish(Err(e.clone()));
             return Err(e);
         }
@@ -372,6 +388,7 @@ async fn draw(
                     )))
                 });
                 if let Err(e) = r {
+                    failed(shared, generation, &e);
                     drawing.finish(Err(e.clone()));
                     return Err(e);
                 }
@@ -381,6 +398,15 @@ async fn draw(
     }
     drawing.finish(Ok(Drawn { updates: session.counters().updates - updates, rects: session.take_damage() }));
     Ok(Finished::Drawn)
+}
+
+/// Records the error that ends the connection before a draw hands it to the caller, so that the caller's
+/// next poll already reports it.
+fn failed(shared: &Shared, generation: u64, e: &Error) {
+    let mut st = shared.lock();
+    if st.generation == generation && st.error.is_none() {
+        st.error = Some(e.clone());
+    }
 }
 
 /// Moves queued input into the session and its output to the writer, remembering which events each batch
