@@ -86,7 +86,7 @@ pub fn server_init(width: u16, height: u16, format: &PixelFormat) -> Vec<u8> {
 #[derive(Debug, PartialEq)]
 struct Outcome {
     events: Vec<Event>,
-    pixels: Option<Vec<u32>>,
+    pixels: Option<Vec<u8>>,
     failed: bool,
 }
 
@@ -111,7 +111,7 @@ fn run_session(config: &Config, credentials: &Credentials, stream: &[u8], piece:
             break;
         }
     }
-    let pixels = session.framebuffer().map(|fb| fb.pixels().to_vec());
+    let pixels = session.framebuffer().map(|fb| fb.bytes().to_vec());
     Outcome { events, pixels, failed }
 }
 
