@@ -6,6 +6,7 @@ use std::time::Duration;
 use nativevnc::config::Limits;
 use nativevnc::error::{Error, Result};
 use nativevnc::runtime;
+use nativevnc::transport;
 use nativevnc::webmks::Webmks;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -81,7 +82,7 @@ async fn serve(viewer: TcpStream, webmks: &Webmks, connect_timeout: Duration) ->
         let mut buf = Vec::new();
         loop {
             buf.clear();
-            from_server.read_into(&mut buf).await?;
+            from_server.read_into(&mut buf, transport::READ_SIZE).await?;
             to_viewer.write_all(&buf).await.map_err(|e| Error::protocol(format!("viewer: {e}")))?;
         }
     };

@@ -220,10 +220,26 @@ impl Session {
         let used = r.consumed();
         self.input = input;
         self.input.drain(..used);
+        self.release_idle_buffers();
         if let Err(e) = &result {
             self.error = Some(e.clone());
         }
         result
+    }
+
+    /// Gives the input buffer back to the allocator once it is empty, and the decoders' scratch buffers
+    /// once no update is being received: an idle console holds no buffers (a read takes 64 KiB, a ZRLE
+    /// rectangle its 64 KiB window, a Tight one up to its whole inflated data), and many consoles share
+    /// what the allocator keeps.
+    fn release_idle_buffers(&mut self) {
+        if self.input.is_empty() {
+            self.input = Vec::new();
+        }
+        if let Phase::Open(o) = &mut self.phase {
+            if matches!(o.incoming, Incoming::Idle) {
+                o.scratch = Scratch::default();
+            }
+        }
     }
 
     /// The error that ended the session, if one did.
@@ -772,6 +788,32 @@ mod tests {
         let mut set_encodings = Vec::new();
         ClientMessage::SetEncodings(Config::default_encodings()).encode(&mut set_encodings);
         assert!(out.ends_with(&set_encodings));
+    }
+
+    #[test]
+    fn an_idle_session_holds_no_buffers() {
+        let buffers = |s: &Session| (s.input.capacity(), s.open_ref().unwrap().scratch.bytes.capacity());
+        let mut s = Session::new(Config::default(), Credentials::default());
+        let mut v = handshake(8, 4);
+        update_header(&mut v, 2);
+        let mut z = crate::decode::testutil::Deflater::default();
+        // Solid tiles of the cpixels 30 20 10, then 60 50 40.
+        for (y, cpixel) in [(0, [0x30, 0x20, 0x10]), (2, [0x60, 0x50, 0x40])] {
+            rect(&mut v, 0, y, 8, 2, enc::ZRLE);
+            let chunk = z.chunk(&[&[1][..], &cpixel].concat());
+            v.put_u32(chunk.len() as u32);
+            v.extend_from_slice(&chunk);
+        }
+        let second = v.len() - (v.len() - handshake(8, 4).len() - 4) / 2;
+        // The first rectangle decoded, half of the second's header buffered: the window waits in the
+        // scratch buffer for the next rectangle, the input buffer holds the half header.
+        s.feed(&v[..second + 6]).unwrap();
+        assert!(buffers(&s).0 > 0 && buffers(&s).1 > 0, "{:?}", buffers(&s));
+        s.feed(&v[second + 6..]).unwrap();
+        assert_eq!(buffers(&s), (0, 0));
+        assert_eq!(events(&mut s), [Event::Connected, Event::Update]);
+        let fb = s.framebuffer().unwrap();
+        assert_eq!((fb.get(7, 1), fb.get(0, 2)), (0x102030, 0x405060));
     }
 
     #[test]

@@ -25,8 +25,10 @@ use crate::transport::{self, Reader, Writer};
 /// How long a draw goes on to the next update whose bytes are already here.
 const DRAW_BUDGET: Duration = Duration::from_millis(20);
 
-/// How much is read ahead while the pixels of an update wait for an image to be drawn on.
-const READ_AHEAD: usize = 64 * 1024;
+/// How much one read takes outside a draw, and how much is read ahead while the pixels of an update wait
+/// for an image to be drawn on: a console that waits holds no more. A draw reads in larger pieces
+/// ([`transport::READ_SIZE`]).
+const READ_AHEAD: usize = 16 * 1024;
 
 /// What the connection task hands its writer.
 enum Outgoing {
@@ -193,7 +195,7 @@ async fn open(shared: &Shared, generation: u64, options: &ConnectOptions) -> Res
         };
         let mut session = Session::drawing_elsewhere(options.config.clone(), options.credentials.clone());
         while !session.is_open() {
-            read(&mut reader, &mut session)
+            read(&mut reader, &mut session, READ_AHEAD)
                 .await
                 .map_err(|e| e.context(format!("VNC handshake with {description}")))?;
             let out = session.take_output();
@@ -214,9 +216,9 @@ async fn open(shared: &Shared, generation: u64, options: &ConnectOptions) -> Res
     result
 }
 
-/// Reads once into the session and processes what arrived.
-async fn read(reader: &mut Reader, session: &mut Session) -> Result<()> {
-    reader.read_into(session.input()).await?;
+/// Reads once, at most `max` bytes over TCP, into the session and processes what arrived.
+async fn read(reader: &mut Reader, session: &mut Session, max: usize) -> Result<()> {
+    reader.read_into(session.input(), max).await?;
     session.process().map_err(Error::from)
 }
 
@@ -270,7 +272,8 @@ async fn run(
         // Pixels waiting for an image stay in the socket until the caller lends one; only a little is read
         // ahead meanwhile, so that the server's bytes still show which input it has received.
         let waits_for_image = session.wants_canvas();
-        let may_read = !waits_for_image || session.buffered() < READ_AHEAD;
+        let room = if waits_for_image { READ_AHEAD.saturating_sub(session.buffered()) } else { READ_AHEAD };
+        let may_read = room > 0;
         // Whatever the server has sent may be here already: no time limit on reading ahead.
         let mid_message = session.is_mid_message() && !waits_for_image;
         let written = in_flight.written();
@@ -283,11 +286,11 @@ async fn run(
             _ = shared.wake.notified() => {}
             r = async {
                 if mid_message {
-                    tokio::time::timeout(io_timeout, read(&mut reader, &mut session)).await.unwrap_or_else(|_| {
+                    tokio::time::timeout(io_timeout, read(&mut reader, &mut session, room)).await.unwrap_or_else(|_| {
                         Err(Error::timeout(format!("the server stopped sending in the middle of a message for {} s", io_timeout.as_secs())))
                     })
                 } else {
-                    read(&mut reader, &mut session).await
+                    read(&mut reader, &mut session, room).await
                 }
             }, if may_read => {
                 if let Err(e) = r {
@@ -380,7 +383,7 @@ async fn draw(
                 return Ok(Finished::Stopped);
             }
             _ = shared.wake.notified() => {}
-            r = tokio::time::timeout(io.io_timeout, io.reader.read_into(session.input())) => {
+            r = tokio::time::timeout(io.io_timeout, io.reader.read_into(session.input(), transport::READ_SIZE)) => {
                 let r = r.unwrap_or_else(|_| {
                     Err(Error::timeout(format!(
                         "the server stopped sending in the middle of a message for {} s",

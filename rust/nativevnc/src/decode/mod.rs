@@ -132,20 +132,21 @@ pub(crate) fn atomic(input: &[u8], f: impl FnOnce(&mut Reader) -> Parse<()>) -> 
     }
 }
 
-/// One zlib stream of a connection (ZRLE, Zlib and Tight keep theirs across rectangles).
+/// One zlib stream of a connection (ZRLE, Zlib and Tight keep theirs across rectangles). The inflater
+/// (about 47 KiB with its window) is made on first use and dropped on reset: a connection holds only
+/// those of the streams its server uses.
+#[derive(Default)]
 pub(crate) struct Inflater {
-    z: flate2::Decompress,
-}
-
-impl Default for Inflater {
-    fn default() -> Self {
-        Inflater { z: flate2::Decompress::new(true) }
-    }
+    z: Option<flate2::Decompress>,
 }
 
 impl Inflater {
     pub fn reset(&mut self) {
-        self.z.reset(true);
+        self.z = None;
+    }
+
+    fn stream(&mut self) -> &mut flate2::Decompress {
+        self.z.get_or_insert_with(|| flate2::Decompress::new(true))
     }
 
     /// Inflates from `input` into `out` as far as either goes; returns the bytes consumed and produced.
@@ -158,17 +159,17 @@ impl Inflater {
         out: &mut [u8],
         encoding: &'static str,
     ) -> Result<(usize, usize), ProtocolError> {
-        let before_in = self.z.total_in();
-        let before_out = self.z.total_out();
-        let status = self
-            .z
+        let z = self.stream();
+        let before_in = z.total_in();
+        let before_out = z.total_out();
+        let status = z
             .decompress(input, out, flate2::FlushDecompress::Sync)
             .map_err(|e| ProtocolError::malformed(encoding, format!("corrupt zlib data: {e}")))?;
         if status == flate2::Status::StreamEnd {
             return Err(ProtocolError::malformed(encoding, "the zlib stream ended"));
         }
         // Both are at most the slices' lengths.
-        Ok(((self.z.total_in() - before_in) as usize, (self.z.total_out() - before_out) as usize))
+        Ok(((z.total_in() - before_in) as usize, (z.total_out() - before_out) as usize))
     }
 
     /// Inflates all of `input`, a complete chunk the server flushed, into `out` (replacing its contents).
@@ -195,14 +196,14 @@ impl Inflater {
                 let grow = input.len().saturating_mul(4).max(4096).min(room - out.len());
                 out.reserve_exact(grow);
             }
-            let before_in = self.z.total_in();
-            let before_out = self.z.total_out();
-            let status = self
-                .z
+            let z = self.stream();
+            let before_in = z.total_in();
+            let before_out = z.total_out();
+            let status = z
                 .decompress_vec(&input[used..], out, flate2::FlushDecompress::Sync)
                 .map_err(|e| ProtocolError::malformed(encoding, format!("corrupt zlib data: {e}")))?;
-            let consumed = (self.z.total_in() - before_in) as usize;
-            let produced = self.z.total_out() - before_out;
+            let consumed = (z.total_in() - before_in) as usize;
+            let produced = z.total_out() - before_out;
             used += consumed;
             if out.len() > max_out {
                 return Err(too_much());
@@ -358,6 +359,24 @@ mod tests {
         assert_eq!(out, vec![7; 5000]);
         i.inflate_exact(&b, &mut out, 12, "test").unwrap();
         assert_eq!(out, b"second chunk");
+    }
+
+    #[test]
+    fn inflater_is_made_on_first_use_and_dropped_on_reset() {
+        let mut d = Deflater::default();
+        let mut i = Inflater::default();
+        assert!(i.z.is_none());
+        let mut out = Vec::new();
+        i.inflate_exact(&d.chunk(b"one"), &mut out, 3, "test").unwrap();
+        assert!(i.z.is_some());
+        i.reset();
+        assert!(i.z.is_none());
+        // After a reset the stream starts afresh: the old stream's next chunk lacks the zlib header.
+        let e = i.inflate_exact(&d.chunk(b"two"), &mut out, 3, "test").unwrap_err();
+        assert!(e.to_string().starts_with("test: corrupt zlib data"), "{e}");
+        i.reset();
+        i.inflate_exact(&Deflater::default().chunk(b"three"), &mut out, 5, "test").unwrap();
+        assert_eq!(out, b"three");
     }
 
     #[test]

@@ -191,7 +191,7 @@ pub(super) fn decode_chunk(
             used = r.consumed();
             // One byte of room beyond the most the rectangle can take tells "exactly that" from "more". The
             // buffer is the connection's scratch buffer, given back when the rectangle is done (so that it
-            // is allocated and zeroed once).
+            // is allocated and zeroed once per update).
             let size = to_usize(spec.max_inflated.saturating_add(1)).min(WINDOW);
             let mut buf = std::mem::take(&mut ctx.scratch.bytes);
             if buf.len() < size {
@@ -493,7 +493,7 @@ pub(crate) mod tests {
         let mut h = Harness::new(2, 2);
         let e = h.decode(ZLIB, r, &bomb).unwrap_err();
         assert_eq!(e.to_string(), "Zlib: zlib data inflates to more than the 16 bytes the rectangle can hold");
-        assert_eq!(h.streams.zlib.z.total_out(), 17);
+        assert_eq!(h.streams.zlib.stream().total_out(), 17);
     }
 
     #[test]

@@ -23,8 +23,8 @@ pub use urls::{host_and_port, host_port, redact, VncUrl};
 pub(crate) use urls::{host_of, unbracket};
 pub use websocket::SUBPROTOCOL;
 
-/// The most one read from a TCP socket takes.
-const READ_SIZE: usize = 64 * 1024;
+/// The most one read from a TCP socket takes while the caller waits for pixels.
+pub const READ_SIZE: usize = 64 * 1024;
 
 /// The receiving half of a transport.
 pub enum Reader {
@@ -77,14 +77,18 @@ pub async fn websocket(
 }
 
 impl Reader {
-    /// Appends what arrives next to `buf`; returns the number of bytes, never 0 (the end of the stream is
-    /// an error that says how it ended).
-    pub async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+    /// Appends what arrives next to `buf`: over TCP at most `max` bytes (at least 1), over a WebSocket the
+    /// next message whole. Returns the number of bytes, never 0 (the end of the stream is an error that says
+    /// how it ended).
+    pub async fn read_into(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<usize> {
         match self {
             Reader::Tcp(r) => {
-                // Room for what one read takes: a console keeps its buffer, so it stays small.
-                buf.reserve(READ_SIZE);
-                let n = r.read_buf(buf).await.map_err(|e| Error::protocol(format!("reading from the server: {e}")))?;
+                let max = max.max(1);
+                buf.reserve(max);
+                let n = r
+                    .read_buf(&mut bytes::BufMut::limit(&mut *buf, max))
+                    .await
+                    .map_err(|e| Error::protocol(format!("reading from the server: {e}")))?;
                 if n == 0 {
                     return Err(Error::protocol("the server closed the connection"));
                 }
@@ -110,5 +114,34 @@ impl Writer {
         if let Writer::WebSocket(w) = self {
             w.close().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tcp_read_takes_at_most_what_it_is_asked() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (connected, accepted) = tokio::join!(tcp("127.0.0.1", port), listener.accept());
+        let (mut reader, _writer) = connected.unwrap();
+        let (mut server, _) = accepted.unwrap();
+        server.write_all(b"0123456789").await.unwrap();
+        let mut buf = b"x".to_vec();
+        let mut got = 0;
+        while got < 4 {
+            got += reader.read_into(&mut buf, 4 - got).await.unwrap();
+        }
+        assert_eq!(buf, b"x0123");
+        assert!(buf.capacity() < 64, "a small read reserves little: {}", buf.capacity());
+        while buf.len() < 11 {
+            reader.read_into(&mut buf, READ_SIZE).await.unwrap();
+        }
+        assert_eq!(buf, b"x0123456789");
+        drop(server);
+        let e = reader.read_into(&mut buf, READ_SIZE).await.unwrap_err();
+        assert_eq!(e.to_string(), "the server closed the connection");
     }
 }
