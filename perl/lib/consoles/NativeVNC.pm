@@ -306,14 +306,18 @@ sub _draw_into ($self, $client, $fb) {
 # VNC_CONNECT_SLEEP until the server is back, so the backend neither blocks nor dies meanwhile.
 sub update_framebuffer ($self) {
     return 0 if $self->{_server_away} && !$self->_relogin_after_outage;
-    my ($updates, $messages) = _try(sub {
-        my $client = $self->_open_client;
-        my ($updates, $messages, $pending) = $client->poll;
-        return ($updates, $messages) unless $pending;
-        $self->_draw;
-        my ($drawn, $started) = $client->poll;
-        return ($updates + $drawn, $messages + $started);
-    });
+    my ($updates, $messages) = do {
+        # _try's work without its closure: this runs on every poll of the capture loop.
+        local $SIG{__DIE__} = undef;
+        eval {
+            my $client = $self->_open_client;
+            my ($updates, $messages, $pending) = $client->poll;
+            return ($updates, $messages) unless $pending;
+            $self->_draw;
+            my ($drawn, $started) = $client->poll;
+            ($updates + $drawn, $messages + $started);
+        };
+    };
     if (my $e = $@) {
         die $e unless ref $e && $e->isa('NativeVNC::Error') && ($e->kind eq 'protocol' || $e->kind eq 'timeout');
         $self->_flush_log;
