@@ -234,11 +234,14 @@ nvx_tinycv_pixels(pTHX_ SV *image, UV width, UV height)
     return m->data;
 }
 
-/* Runs a call that waits (for an update to arrive or to be drawn) with every signal blocked on perl's thread,
- * and restores the mask after: signals that arrive meanwhile stay pending and reach perl's handlers once the
- * call returns. Perl counts signals it has not dispatched yet and dies from within its signal handler once
- * 120 are pending, which a storm of signals reaches within milliseconds: that would unwind out of the core
- * while it holds a lock or draws into the caller's image. The core's own threads block every signal too. */
+/* Runs a call that waits (for an update to arrive or to be drawn) or copies a whole screen with every signal
+ * blocked on perl's thread, and restores the mask after: signals that arrive meanwhile stay pending and reach
+ * perl's handlers once the call returns. Perl counts signals it has not dispatched yet and dies from within
+ * its signal handler once 120 are pending, which a storm of signals reaches within milliseconds: that would
+ * unwind out of the core while it holds a lock or draws into the caller's image, or deadlock in malloc when
+ * the signal interrupts an allocation (as while take_damage makes the strings of a full screen). The core's
+ * own threads block every signal too. Connecting is not covered: a signal's default action (SIGTERM's, say)
+ * must not wait for a connection's timeout. */
 #define NVX_SIGNALS_DEFERRED(call)                                                                         \
     do {                                                                                                   \
         sigset_t nvx_all_, nvx_old_;                                                                       \
@@ -400,7 +403,7 @@ take_damage(nv_client *c)
     SSize_t i;
   PPCODE:
     rects = (AV *)sv_2mortal((SV *)newAV());
-    n = nv_client_take_damage(c, nvx_rect_buffer, rects, &err);
+    NVX_SIGNALS_DEFERRED(n = nv_client_take_damage(c, nvx_rect_buffer, rects, &err));
     if (n < 0)
         nvx_croak(aTHX_ err);
     EXTEND(SP, av_top_index(rects) + 1);
@@ -499,7 +502,7 @@ snapshot(nv_client *c)
   PREINIT:
     nv_error *err = NULL;
   CODE:
-    RETVAL = nv_client_snapshot(c, &err);
+    NVX_SIGNALS_DEFERRED(RETVAL = nv_client_snapshot(c, &err));
     if (!RETVAL)
         nvx_croak(aTHX_ err);
   OUTPUT:
