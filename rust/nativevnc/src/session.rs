@@ -228,7 +228,7 @@ impl Session {
     }
 
     /// Gives the input buffer back to the allocator once it is empty, and the decoders' scratch buffers
-    /// once no update is being received: an idle console holds no buffers (a read takes 64 KiB, a ZRLE
+    /// once no update is being received: an idle console holds no buffers (a read takes up to 64 KiB, a ZRLE
     /// rectangle its 64 KiB window, a Tight one up to its whole inflated data), and many consoles share
     /// what the allocator keeps.
     fn release_idle_buffers(&mut self) {
